@@ -1,0 +1,43 @@
+"""The Typer app and the helpers every command shares."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from micromoments.errors import MicromomentsError
+
+app = typer.Typer(
+    name="micromoments",
+    help="Find, map, act on and measure the micro-moments in customer journeys.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly_errors(func: F) -> F:
+    """Print a `MicromomentsError` in one line and exit 2, instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MicromomentsError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+DB_OPTION = typer.Option(None, "--db", help="DuckDB store file (default: micromoments.duckdb or the one in micromoments.toml).")
+CONFIG_OPTION = typer.Option(None, "--config", help="Path to micromoments.toml.")

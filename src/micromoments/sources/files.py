@@ -1,0 +1,143 @@
+"""Open a file (plain or gzip) and stream it as numbered lines, in chunks, with flat memory.
+
+>>> import tempfile, os
+>>> p = os.path.join(tempfile.mkdtemp(), "a.jsonl")
+>>> _ = open(p, "w").write('{"a": 1}\\n{"a": 2}\\n')
+>>> [(c.first_line, c.lines) for c in iter_line_chunks(p)]
+[(1, ['{"a": 1}', '{"a": 2}'])]
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from micromoments.errors import InputError
+
+BLOCK_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class LineChunk:
+    """Lines `first_line .. first_line + len(lines) - 1` of a file, decoded as UTF-8.
+
+    Lines that are not valid UTF-8 are kept apart in `undecodable` (line number, repr),
+    so the caller can quarantine them instead of guessing at their text.
+    """
+
+    first_line: int
+    lines: list[str]
+    undecodable: list[tuple[int, str]] = field(default_factory=list)
+
+
+def is_gzip(path: str | Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def open_binary(path: str | Path) -> tuple[BinaryIO, BinaryIO]:
+    """Return (stream of decompressed bytes, the underlying file for progress)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError("file not found", where=str(p), hint="check the path")
+    if p.is_dir():
+        raise InputError("is a directory, not a file", where=str(p))
+    try:
+        raw = open(p, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot open: {exc.strerror}", where=str(p)) from exc
+    if raw.read(2) == b"\x1f\x8b":
+        raw.seek(0)
+        return gzip.GzipFile(fileobj=raw, mode="rb"), raw  # type: ignore[return-value]
+    raw.seek(0)
+    return raw, raw
+
+
+def iter_line_chunks(
+    path: str | Path,
+    *,
+    block_bytes: int = BLOCK_BYTES,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[LineChunk]:
+    """Yield the file's lines in chunks of about `block_bytes`, numbering from 1.
+
+    `on_progress` gets the number of (compressed) bytes read so far.
+    """
+    stream, underlying = open_binary(path)
+    next_line = 1
+    carry = b""
+    try:
+        while True:
+            try:
+                block = stream.read(block_bytes)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise InputError(f"cannot read: {exc}", where=str(path),
+                                 hint="is the file truncated or not really gzip?") from exc
+            if on_progress is not None:
+                on_progress(underlying.tell())
+            if not block:
+                break
+            block = carry + block
+            cut = block.rfind(b"\n")
+            if cut < 0:
+                carry = block
+                continue
+            carry = block[cut + 1:]
+            chunk = _decode(block[:cut], next_line)
+            next_line += len(chunk.lines)
+            yield chunk
+        if carry:
+            yield _decode(carry, next_line)
+    finally:
+        stream.close()
+        if underlying is not stream:
+            underlying.close()
+
+
+def _decode(data: bytes, first_line: int) -> LineChunk:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return _decode_line_by_line(data, first_line)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    return LineChunk(first_line, text.split("\n"))
+
+
+def _decode_line_by_line(data: bytes, first_line: int) -> LineChunk:
+    lines: list[str] = []
+    bad: list[tuple[int, str]] = []
+    for i, raw in enumerate(data.split(b"\n")):
+        try:
+            lines.append(raw.decode("utf-8").rstrip("\r"))
+        except UnicodeDecodeError:
+            lines.append("")  # keeps numbering; the line itself goes to quarantine
+            bad.append((first_line + i, raw.decode("utf-8", errors="backslashreplace")))
+    return LineChunk(first_line, lines, bad)
+
+
+def file_size(path: str | Path) -> int:
+    return os.path.getsize(path)
+
+
+def read_text(path: str | Path, *, limit_bytes: int = 1 << 30) -> str:
+    """Read a whole (maybe gzipped) text file, refusing files over `limit_bytes`."""
+    stream, _ = open_binary(path)
+    with stream:
+        data = stream.read(limit_bytes + 1)
+    if len(data) > limit_bytes:
+        raise InputError(f"a single JSON document over {limit_bytes >> 20} MB", where=str(path),
+                         hint="write one event per line (JSONL) to stream large files")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 at byte {exc.start}", where=str(path)) from exc
+
+
+__all__ = ["LineChunk", "iter_line_chunks", "open_binary", "is_gzip", "file_size", "read_text"]

@@ -1,0 +1,66 @@
+"""PostHog event export: `{event, distinct_id, properties, timestamp, uuid}` per document.
+
+`$pageview`/`$screen`/`$identify`/`$create_alias` become page/screen/identify/alias.
+On `$identify`, `distinct_id` is the user and `$anon_distinct_id` the device it was before.
+"""
+
+from __future__ import annotations
+
+from micromoments.sources.jsonmap import Pick
+
+_EVENT = "({$.event}->>'$')"
+
+POSTHOG: dict[str, Pick] = {
+    "message_id": Pick("id", "$.uuid", "$.id"),
+    "anonymous_id": Pick(
+        "sql",
+        f"""CASE WHEN {_EVENT} = '$identify' THEN {{$.properties."$anon_distinct_id"}}->>'$'
+             ELSE coalesce({{$.properties."$device_id"}}->>'$', {{$.distinct_id}}->>'$') END""",
+    ),
+    "user_id": Pick(
+        "sql",
+        f"""CASE WHEN {_EVENT} IN ('$identify', '$create_alias') THEN {{$.distinct_id}}->>'$'
+             ELSE coalesce({{$.properties."$user_id"}}->>'$',
+                  CASE WHEN {{$.properties."$device_id"}} IS NOT NULL
+                        AND {{$.properties."$device_id"}}->>'$' <> {{$.distinct_id}}->>'$'
+                       THEN {{$.distinct_id}}->>'$' END) END""",
+    ),
+    "previous_id": Pick("sql", """{$.properties.alias}->>'$'"""),
+    "type": Pick(
+        "sql",
+        f"""CASE WHEN {_EVENT} IS NULL THEN NULL
+             WHEN {_EVENT} = '$pageview' THEN 'page' WHEN {_EVENT} = '$screen' THEN 'screen'
+             WHEN {_EVENT} = '$identify' THEN 'identify' WHEN {_EVENT} = '$create_alias' THEN 'alias'
+             WHEN {_EVENT} = '$groupidentify' THEN 'group' ELSE 'track' END""",
+    ),
+    "event": Pick("string", "$.event"),
+    "name": Pick("string", '$.properties."$screen_name"', '$.properties."$title"', "$.properties.title"),
+    "ts_original": Pick("time", "$.timestamp", "$.created_at"),
+    "ts_missing": Pick("sql", "({$.timestamp} IS NULL AND {$.created_at} IS NULL)"),
+    "ts_text": Pick("string", "$.timestamp", "$.created_at"),
+    "sent_at": Pick("time", '$.properties."$sent_at"'),
+    "received_at": Pick("time", "$.received_at"),
+    "channel_raw": Pick("string", "$.properties.channel"),
+    "is_app": Pick("sql", """coalesce({$.properties."$lib"}->>'$' IN ('posthog-ios', 'posthog-android', 'posthog-react-native', 'posthog-flutter'), false)"""),
+    "query_raw": Pick("string", '$.properties."$search"', "$.properties.q", "$.properties.query", "$.properties.search"),
+    "page_url": Pick("string", '$.properties."$current_url"', "$.properties.url"),
+    "page_path": Pick("string", '$.properties."$pathname"'),
+    "page_title": Pick("string", '$.properties."$title"', "$.properties.title"),
+    "referrer": Pick("string", '$.properties."$referrer"'),
+    "utm_source": Pick("string", "$.properties.utm_source"),
+    "utm_medium": Pick("string", "$.properties.utm_medium"),
+    "utm_campaign": Pick("string", "$.properties.utm_campaign"),
+    "lat": Pick("number", '$.properties."$geoip_latitude"', "$.properties.latitude"),
+    "lon": Pick("number", '$.properties."$geoip_longitude"', "$.properties.longitude"),
+    "city": Pick("string", '$.properties."$geoip_city_name"'),
+    "country": Pick("string", '$.properties."$geoip_country_code"'),
+    "device_raw": Pick("string", '$.properties."$device_type"'),
+    "locale": Pick("string", '$.properties."$locale"'),
+    "timezone": Pick("string", '$.properties."$timezone"'),
+    "ip": Pick("string", '$.properties."$ip"'),
+    "user_agent": Pick("string", '$.properties."$raw_user_agent"'),
+    "revenue": Pick("number", "$.properties.revenue", "$.properties.price", "$.properties.value"),
+    "properties": Pick("object", "$.properties"),
+    "traits": Pick("object", '$.properties."$set"', "$.person.properties"),
+    "context": Pick("sql", "NULL"),
+}

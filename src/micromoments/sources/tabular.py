@@ -1,0 +1,253 @@
+"""CSV/TSV and Parquet: rows plus a column mapping onto the canonical event.
+
+`--map user_id=uid,event=action,timestamp=ts` names which source column feeds which
+canonical field. Columns named like a canonical field (or its Segment spelling, such as
+`userId`) map themselves. Every column that maps to nothing is kept in `properties`.
+
+>>> parse_mapping("user_id=uid, event=action")
+{'user_id': 'uid', 'event': 'action'}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from micromoments.errors import InputError
+from micromoments.sources.files import open_binary
+
+# Canonical field -> mapped column it fills, and the value kind.
+TARGETS: dict[str, tuple[str, str]] = {
+    "message_id": ("message_id", "string"), "anonymous_id": ("anonymous_id", "string"),
+    "user_id": ("user_id", "string"), "previous_id": ("previous_id", "string"),
+    "type": ("type", "string"), "event": ("event", "string"), "name": ("name", "string"),
+    "timestamp": ("ts_original", "time"), "sent_at": ("sent_at", "time"),
+    "received_at": ("received_at", "time"), "channel": ("channel_raw", "string"),
+    "query": ("query_raw", "string"), "page_url": ("page_url", "string"),
+    "page_path": ("page_path", "string"), "page_title": ("page_title", "string"),
+    "referrer": ("referrer", "string"), "utm_source": ("utm_source", "string"),
+    "utm_medium": ("utm_medium", "string"), "utm_campaign": ("utm_campaign", "string"),
+    "lat": ("lat", "number"), "lon": ("lon", "number"), "city": ("city", "string"),
+    "country": ("country", "string"), "device_type": ("device_raw", "string"),
+    "locale": ("locale", "string"), "timezone": ("timezone", "string"), "ip": ("ip", "string"),
+    "user_agent": ("user_agent", "string"), "revenue": ("revenue", "number"),
+}
+
+# Source column spellings that map themselves without --map.
+ALIASES: dict[str, str] = {
+    "messageId": "message_id", "anonymousId": "anonymous_id", "userId": "user_id",
+    "previousId": "previous_id", "ts": "timestamp", "originalTimestamp": "timestamp",
+    "sentAt": "sent_at", "receivedAt": "received_at", "url": "page_url", "title": "page_title",
+    "latitude": "lat", "longitude": "lon", "userAgent": "user_agent",
+}
+
+
+def parse_mapping(text: str | None) -> dict[str, str]:
+    """Parse `field=column,field=column` into {canonical field: source column}."""
+    mapping: dict[str, str] = {}
+    if not text:
+        return mapping
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "=" not in part:
+            raise InputError(f"mapping entry '{part}' is not FIELD=COLUMN", where="--map",
+                             hint="e.g. --map user_id=uid,event=action,timestamp=ts")
+        key, _, column = part.partition("=")
+        key, column = key.strip(), column.strip()
+        if key not in TARGETS:
+            raise InputError(f"unknown field '{key}'", where="--map",
+                             hint=f"fields: {', '.join(TARGETS)}")
+        mapping[key] = column
+    return mapping
+
+
+def resolve_mapping(columns: list[str], mapping: dict[str, str], *, where: str) -> dict[str, str]:
+    """Complete an explicit mapping with self-mapping columns; check the columns exist."""
+    resolved = dict(mapping)
+    for field_name, column in mapping.items():
+        if column not in columns:
+            raise InputError(f"--map {field_name}={column}: no column '{column}'", where=where,
+                             hint=f"columns are: {', '.join(columns)}")
+    used = set(resolved.values())
+    for column in columns:
+        target = column if column in TARGETS else ALIASES.get(column)
+        if target and target not in resolved and column not in used:
+            resolved[target] = column
+            used.add(column)
+    if "timestamp" not in resolved:
+        raise InputError("no timestamp column", where=where,
+                         hint="name it with --map timestamp=COLUMN")
+    if "user_id" not in resolved and "anonymous_id" not in resolved:
+        raise InputError("no user id column", where=where,
+                         hint="name it with --map user_id=COLUMN (or anonymous_id=COLUMN)")
+    return resolved
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def tabular_mapping_sql(columns: list[str], mapping: dict[str, str], relation: str) -> str:
+    """SELECT over `relation(line_no, <columns>)` producing the mapped columns."""
+    from micromoments.events.sql import MAPPED_COLUMNS
+
+    exprs: dict[str, str] = {}
+    checks: list[str] = []
+    for field_name, column in mapping.items():
+        target, kind = TARGETS[field_name]
+        col = _ident(column)
+        if kind == "string":
+            exprs[target] = f"nullif(CAST({col} AS VARCHAR), '')"
+        elif kind == "number":
+            exprs[target] = f"TRY_CAST({col} AS DOUBLE)"
+            checks.append(
+                f"WHEN nullif(CAST({col} AS VARCHAR), '') IS NOT NULL AND TRY_CAST({col} AS DOUBLE) IS NULL "
+                f"THEN '{column}: expected a number, got ' || left(CAST({col} AS VARCHAR), 40)"
+            )
+        else:  # time
+            exprs[target] = (
+                f"CASE WHEN TRY_CAST({col} AS DOUBLE) IS NOT NULL THEN make_timestamp(CAST(CASE "
+                f"WHEN TRY_CAST({col} AS DOUBLE) > 1e14 THEN TRY_CAST({col} AS DOUBLE) "
+                f"WHEN TRY_CAST({col} AS DOUBLE) > 1e11 THEN TRY_CAST({col} AS DOUBLE) * 1e3 "
+                f"ELSE TRY_CAST({col} AS DOUBLE) * 1e6 END AS BIGINT)) "
+                f"ELSE TRY_CAST(CAST({col} AS VARCHAR) AS TIMESTAMPTZ)::TIMESTAMP END"
+            )
+    ts_col = _ident(mapping["timestamp"])
+    exprs["ts_missing"] = f"(nullif(CAST({ts_col} AS VARCHAR), '') IS NULL)"
+    exprs["ts_text"] = f"CAST({ts_col} AS VARCHAR)"
+    exprs.setdefault("type", "'track'")
+    exprs["type"] = f"lower(coalesce({exprs['type']}, 'track'))"
+    if "event" not in mapping:
+        exprs["event"] = "NULL"
+    extra = [c for c in columns if c not in set(mapping.values())]
+    props = (
+        "json_object(" + ", ".join(f"'{c.replace(chr(39), chr(39) * 2)}', {_ident(c)}" for c in extra) + ")::VARCHAR"
+        if extra else "NULL"
+    )
+    exprs["properties"] = props
+    exprs["is_app"] = "false"
+    raw_cols = ", ".join(f"'{c.replace(chr(39), chr(39) * 2)}', {_ident(c)}" for c in columns)
+    type_error = "CASE " + " ".join(checks) + " END" if checks else "NULL"
+    select = []
+    for c in MAPPED_COLUMNS:
+        if c == "line_no":
+            select.append("line_no")
+        elif c == "raw":
+            select.append(f"json_object({raw_cols})::VARCHAR AS raw")
+        elif c == "type_error":
+            select.append(f"{type_error} AS type_error")
+        else:
+            select.append(f"{exprs.get(c, 'NULL')} AS {c}")
+    return "SELECT " + ",\n  ".join(select) + f"\nFROM {relation}"
+
+
+@dataclass
+class RowChunk:
+    """Rows of a tabular file with their line numbers, plus rows the parser rejected."""
+
+    table: pa.Table  # line_no + the file's columns
+    rejected: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, raw text)
+
+
+def iter_csv_chunks(
+    path: str | Path,
+    *,
+    delimiter: str = ",",
+    block_bytes: int = 16 << 20,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[RowChunk]:
+    """Stream a CSV/TSV (maybe gzipped) as string columns; malformed rows are reported, not dropped."""
+
+
+    # Every column is read as text: types are checked per row later, so one bad value
+    # quarantines one row instead of failing the whole file.
+    names = tabular_columns(path, "csv", delimiter)
+    rejected: list[tuple[int, str, str]] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        reason = f"expected {row.expected_columns} columns, got {row.actual_columns}"
+        rejected.append((row.number or -1, reason, row.text))
+        return "skip"
+
+    stream, underlying = open_binary(path)
+    reader = pacsv.open_csv(
+        stream,
+        read_options=pacsv.ReadOptions(block_size=block_bytes, use_threads=False),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
+        convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                             strings_can_be_null=True),
+    )
+    next_line = 2  # line 1 is the header
+    bad_lines: set[int] = set()
+    try:
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as exc:
+                raise InputError(f"cannot parse CSV: {exc}", where=str(path)) from exc
+            if on_progress is not None:
+                on_progress(underlying.tell())
+            fresh = rejected[:]
+            rejected.clear()
+            bad_lines.update(line for line, _, _ in fresh)
+            line_numbers = []
+            while len(line_numbers) < batch.num_rows:
+                if next_line not in bad_lines:
+                    line_numbers.append(next_line)
+                next_line += 1
+            table = pa.Table.from_batches([batch]).add_column(0, "line_no", pa.array(line_numbers, pa.int64()))
+            yield RowChunk(table, fresh)
+        if rejected:
+            yield RowChunk(pa.table({"line_no": pa.array([], pa.int64()), **{n: pa.array([], pa.string()) for n in names}}), rejected[:])
+    finally:
+        stream.close()
+
+
+def iter_parquet_chunks(
+    path: str | Path, *, batch_rows: int = 250_000, on_progress: Callable[[int], None] | None = None
+) -> Iterator[RowChunk]:
+    """Stream a Parquet file in record batches, numbering rows from 1."""
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"cannot read as Parquet: {exc}", where=str(path)) from exc
+    next_row = 1
+    done_rows = 0
+    total = max(pf.metadata.num_rows, 1)
+    size = Path(path).stat().st_size
+    for batch in pf.iter_batches(batch_size=batch_rows):
+        table = pa.Table.from_batches([batch])
+        table = table.add_column(0, "line_no", pa.array(range(next_row, next_row + table.num_rows), pa.int64()))
+        next_row += table.num_rows
+        done_rows += table.num_rows
+        if on_progress is not None:
+            on_progress(int(size * done_rows / total))
+        yield RowChunk(table)
+
+
+def tabular_columns(path: str | Path, fmt: str, delimiter: str = ",") -> list[str]:
+    """The column names of a CSV/TSV or Parquet file."""
+    if fmt == "parquet":
+        try:
+            return pq.ParquetFile(path).schema_arrow.names
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"cannot read as Parquet: {exc}", where=str(path)) from exc
+
+
+    stream, _ = open_binary(path)
+    with stream:
+        try:
+            reader = pacsv.open_csv(stream, parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                                    read_options=pacsv.ReadOptions(block_size=1 << 20))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise InputError(f"cannot read as CSV: {exc}", where=str(path)) from exc
+        return reader.schema.names

@@ -1,0 +1,72 @@
+"""The analytics store: a DuckDB file reached through Ibis.
+
+>>> store = Store(":memory:")
+>>> store.count("events")
+0
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ibis
+
+from micromoments.errors import StoreError
+from micromoments.store.schema import TABLES, create_table_sql
+
+__all__ = ["Store", "open_store"]
+
+
+class Store:
+    """One DuckDB database file plus the Ibis connection over it.
+
+    `ibis` is the Ibis backend: analytics build expressions on `store.table(name)`.
+    `duck` is the raw DuckDB connection, for bulk loading at the edges.
+    """
+
+    def __init__(self, path: str | Path = "micromoments.duckdb", *, read_only: bool = False):
+        self.path = str(path)
+        try:
+            self.ibis = ibis.duckdb.connect(self.path, read_only=read_only)
+        except Exception as exc:  # duckdb raises IOException for a locked or corrupt file
+            raise StoreError(f"cannot open the store: {exc}", where=self.path,
+                             hint="is another micromoments process holding it open?") from exc
+        self.duck: Any = self.ibis.con
+        self.duck.execute("SET TimeZone = 'UTC'")
+        if not read_only:
+            self.ensure_schema()
+
+    def ensure_schema(self) -> None:
+        for name, columns in TABLES.items():
+            self.duck.execute(create_table_sql(name, columns))
+
+    def has_table(self, name: str) -> bool:
+        return name in self.ibis.list_tables()
+
+    def table(self, name: str) -> ibis.Table:
+        if not self.has_table(name):
+            raise StoreError(f"table '{name}' does not exist", where=self.path,
+                             hint="run `micromoments ingest` (or the step that builds it) first")
+        return self.ibis.table(name)
+
+    def count(self, name: str) -> int:
+        return int(self.duck.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0])
+
+    def close(self) -> None:
+        self.duck.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_store(path: str | Path | None = None, *, read_only: bool = False) -> Store:
+    """Open the store at `path`, or the one named in `micromoments.toml`."""
+    if path is None:
+        from micromoments.config import load_config
+
+        path = load_config().store.path
+    return Store(path, read_only=read_only)

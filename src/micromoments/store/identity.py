@@ -1,0 +1,72 @@
+"""Identity stitching: every anonymous and known id that met is one person.
+
+Links come from identify calls, alias calls and any event carrying both ids. The
+connected components of that graph are people; a component's `person_id` is its
+smallest user id, or its smallest anonymous id when nobody logged in.
+
+>>> resolve_people([("anon-1", "u-1"), ("anon-2", "u-1"), ("anon-3", "anon-3")], {"u-1"})
+{'anon-1': 'u-1', 'u-1': 'u-1', 'anon-2': 'u-1', 'anon-3': 'anon-3'}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import duckdb
+import pyarrow as pa
+
+
+def resolve_people(links: Iterable[tuple[str, str]], user_ids: set[str]) -> dict[str, str]:
+    """Union-find over id pairs; returns {id: person_id} for every id in `links`."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:  # path compression
+            parent[x], x = root, parent[x]
+        return root
+
+    def better(a: str, b: str) -> bool:
+        # A user id beats an anonymous id; then the smaller string wins (deterministic).
+        return (a not in user_ids, a) < (b not in user_ids, b)
+
+    for a, b in links:
+        parent.setdefault(a, a)
+        parent.setdefault(b, b)
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            if better(ra, rb):
+                parent[rb] = ra
+            else:
+                parent[ra] = rb
+    return {x: find(x) for x in parent}
+
+
+def rebuild_identities(con: duckdb.DuckDBPyConnection) -> int:
+    """Recompute `identities` from `identity_links`, then re-key `events`; returns rows re-keyed."""
+    con.execute("CREATE OR REPLACE TABLE identity_links AS "
+                "SELECT a, b, min(via) AS via FROM identity_links GROUP BY a, b")
+    links = con.execute("SELECT a, b FROM identity_links").fetchall()
+    users = {b for _, b in links}  # the right-hand side of every link is a user id
+    people = resolve_people(links, users)
+    ids = list(people)
+    table = pa.table({
+        "id": pa.array(ids, pa.string()),
+        "id_type": pa.array(["user" if i in users else "anonymous" for i in ids], pa.string()),
+        "person_id": pa.array([people[i] for i in ids], pa.string()),
+    })
+    con.register("_identities_new", table)
+    try:
+        con.execute("DELETE FROM identities")
+        con.execute("INSERT INTO identities SELECT id, id_type, person_id FROM _identities_new")
+    finally:
+        con.unregister("_identities_new")
+    changed = con.execute(
+        """UPDATE events SET person_id = i.person_id
+           FROM identities i
+           WHERE i.id = coalesce(events.user_id, events.anonymous_id)
+             AND events.person_id IS DISTINCT FROM i.person_id"""
+    ).fetchone()
+    return int(changed[0]) if changed else 0

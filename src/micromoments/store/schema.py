@@ -1,0 +1,94 @@
+"""Table definitions of the store. One place, so every module agrees on names and types.
+
+Timestamps are naive `TIMESTAMP` values in UTC (Spark and DuckDB agree on those).
+JSON blobs are stored as text, so any engine can read them.
+"""
+
+from __future__ import annotations
+
+EVENTS_COLUMNS: dict[str, str] = {
+    "message_id": "VARCHAR",      # unique; derived from a hash of the raw event when absent
+    "person_id": "VARCHAR",       # after identity stitching
+    "anonymous_id": "VARCHAR",
+    "user_id": "VARCHAR",
+    "type": "VARCHAR",            # track / page / screen / identify / alias / group
+    "event": "VARCHAR",           # track event name, e.g. 'Products Searched'
+    "name": "VARCHAR",            # page or screen name
+    "ts": "TIMESTAMP",            # clock-skew corrected, UTC
+    "sent_at": "TIMESTAMP",
+    "received_at": "TIMESTAMP",
+    "channel": "VARCHAR",         # web / app / email / social / paid-search / organic-search / referral / direct / store
+    "query": "VARCHAR",           # the search query, whichever field it came from
+    "page_url": "VARCHAR",
+    "page_path": "VARCHAR",
+    "page_title": "VARCHAR",
+    "referrer": "VARCHAR",
+    "utm_source": "VARCHAR",
+    "utm_medium": "VARCHAR",
+    "utm_campaign": "VARCHAR",
+    "lat": "DOUBLE",
+    "lon": "DOUBLE",
+    "city": "VARCHAR",
+    "country": "VARCHAR",
+    "device_type": "VARCHAR",     # mobile / desktop / tablet / ...
+    "locale": "VARCHAR",
+    "timezone": "VARCHAR",        # IANA name, e.g. 'Europe/Paris'
+    "ip": "VARCHAR",
+    "user_agent": "VARCHAR",
+    "revenue": "DOUBLE",
+    "properties": "VARCHAR",      # JSON text
+    "traits": "VARCHAR",          # JSON text
+    "context": "VARCHAR",         # JSON text
+    "source": "VARCHAR",          # file (or 'api') it came from
+    "source_line": "BIGINT",      # 1-based line or row in that file
+}
+
+QUARANTINE_COLUMNS: dict[str, str] = {
+    "source": "VARCHAR",
+    "line": "BIGINT",
+    "field": "VARCHAR",
+    "reason": "VARCHAR",
+    "raw": "VARCHAR",
+    "quarantined_at": "TIMESTAMP",
+}
+
+# Every id ever seen, mapped to the person it belongs to.
+IDENTITIES_COLUMNS: dict[str, str] = {
+    "id": "VARCHAR",
+    "id_type": "VARCHAR",         # anonymous / user
+    "person_id": "VARCHAR",
+}
+
+# Raw links observed between ids (identify, alias, or an event carrying both).
+IDENTITY_LINKS_COLUMNS: dict[str, str] = {
+    "a": "VARCHAR",
+    "b": "VARCHAR",
+    "via": "VARCHAR",
+}
+
+PROFILES_COLUMNS: dict[str, str] = {
+    "person_id": "VARCHAR",
+    "user_id": "VARCHAR",
+    "traits": "VARCHAR",          # latest merged traits, JSON text
+    "first_seen": "TIMESTAMP",
+    "last_seen": "TIMESTAMP",
+    "events": "BIGINT",
+}
+
+TABLES: dict[str, dict[str, str]] = {
+    "events": EVENTS_COLUMNS,
+    "quarantine": QUARANTINE_COLUMNS,
+    "identities": IDENTITIES_COLUMNS,
+    "identity_links": IDENTITY_LINKS_COLUMNS,
+    "profiles": PROFILES_COLUMNS,
+}
+
+
+def create_table_sql(name: str, columns: dict[str, str]) -> str:
+    """`CREATE TABLE IF NOT EXISTS` for one table.
+
+    >>> create_table_sql("t", {"a": "VARCHAR"})
+    'CREATE TABLE IF NOT EXISTS "t" ("a" VARCHAR)'
+    """
+    cols = ", ".join(f'"{c}" {t}' for c, t in columns.items())
+    return f'CREATE TABLE IF NOT EXISTS "{name}" ({cols})'
