@@ -30,6 +30,31 @@ MAPPED_COLUMNS: tuple[str, ...] = (
 )
 
 
+_TYPED = {
+    "line_no": "BIGINT", "ts_original": "TIMESTAMP", "ts_missing": "BOOLEAN", "sent_at": "TIMESTAMP",
+    "received_at": "TIMESTAMP", "is_app": "BOOLEAN", "lat": "DOUBLE", "lon": "DOUBLE", "revenue": "DOUBLE",
+}
+
+
+def typed_null(column: str) -> str:
+    """A NULL of the mapped column's type, for columns a format does not have."""
+    return f"CAST(NULL AS {_TYPED.get(column, 'VARCHAR')})"
+
+
+def epoch_or_iso_sql(text: str) -> str:
+    """Parse a timestamp given as text: ISO-8601 (any offset, to UTC) or an epoch number.
+
+    Epoch numbers are read as seconds, milliseconds or microseconds by their size
+    (GA4 sends microseconds, JavaScript milliseconds). Numbers below 1e9 are not epochs.
+    """
+    n = f"TRY_CAST({text} AS DOUBLE)"
+    return (
+        f"CASE WHEN {n} > 1e9 THEN make_timestamp(CAST(CASE WHEN {n} > 1e14 THEN {n} "
+        f"WHEN {n} > 1e11 THEN {n} * 1e3 ELSE {n} * 1e6 END AS BIGINT)) "
+        f"ELSE TRY_CAST({text} AS TIMESTAMPTZ)::TIMESTAMP END"
+    )
+
+
 def _quote(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 

@@ -61,11 +61,9 @@ def detect_format(path: str | Path) -> str:
 
 def sniff_json_format(path: Path) -> str:
     """Look at the first parseable document's keys: GA4 and PostHog are recognisable."""
-    from micromoments.sources.files import open_binary
+    from micromoments.sources.files import read_head
 
-    stream, _ = open_binary(path)
-    with stream:
-        head = stream.read(1 << 20)
+    head = read_head(path, 1 << 20)
     for line in head.split(b"\n")[:50]:
         line = line.strip().lstrip(b"[").rstrip(b",")
         try:

@@ -41,13 +41,30 @@ def is_gzip(path: str | Path) -> bool:
         return f.read(2) == b"\x1f\x8b"
 
 
-def open_binary(path: str | Path) -> tuple[BinaryIO, BinaryIO]:
-    """Return (stream of decompressed bytes, the underlying file for progress)."""
+def check_readable(path: str | Path) -> Path:
+    """The path, if it names a readable file; else a one-line `InputError`."""
     p = Path(path)
     if not p.exists():
         raise InputError("file not found", where=str(p), hint="check the path")
     if p.is_dir():
         raise InputError("is a directory, not a file", where=str(p))
+    return p
+
+
+def read_head(path: str | Path, n_bytes: int) -> bytes:
+    """The first `n_bytes` of the (decompressed) file."""
+    stream, _ = open_binary(path)
+    with stream:
+        try:
+            return stream.read(n_bytes)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(f"cannot read: {exc}", where=str(path),
+                             hint="is the file truncated or not really gzip?") from exc
+
+
+def open_binary(path: str | Path) -> tuple[BinaryIO, BinaryIO]:
+    """Return (stream of decompressed bytes, the underlying file for progress)."""
+    p = check_readable(path)
     try:
         raw = open(p, "rb")
     except OSError as exc:
@@ -128,9 +145,7 @@ def file_size(path: str | Path) -> int:
 
 def read_text(path: str | Path, *, limit_bytes: int = 1 << 30) -> str:
     """Read a whole (maybe gzipped) text file, refusing files over `limit_bytes`."""
-    stream, _ = open_binary(path)
-    with stream:
-        data = stream.read(limit_bytes + 1)
+    data = read_head(path, limit_bytes + 1)
     if len(data) > limit_bytes:
         raise InputError(f"a single JSON document over {limit_bytes >> 20} MB", where=str(path),
                          hint="write one event per line (JSONL) to stream large files")
@@ -140,4 +155,4 @@ def read_text(path: str | Path, *, limit_bytes: int = 1 << 30) -> str:
         raise InputError(f"not UTF-8 at byte {exc.start}", where=str(path)) from exc
 
 
-__all__ = ["LineChunk", "iter_line_chunks", "open_binary", "is_gzip", "file_size", "read_text"]
+__all__ = ["LineChunk", "iter_line_chunks", "open_binary", "is_gzip", "file_size", "read_text", "read_head", "check_readable"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from micromoments.events.sql import MAPPED_COLUMNS
+from micromoments.events.sql import MAPPED_COLUMNS, epoch_or_iso_sql, typed_null
 
 KINDS = ("string", "id", "number", "object", "time", "sql")
 _TEMPLATE_PATH = re.compile(r"\{(\$[^{}]*)\}")
@@ -85,15 +85,7 @@ def mapping_sql(spec: dict[str, Pick], source_relation: str, *, extra_select: st
                     f"THEN '{_display(p)}: expected an object, got ' || lower(json_type({v}))"
                 )
         elif pick.kind == "time":
-            parsed = [
-                f"""CASE WHEN json_type({v}) IN ('UBIGINT', 'BIGINT', 'DOUBLE')
-                    THEN make_timestamp(CAST(CASE
-                        WHEN ({v}->>'$')::DOUBLE > 1e14 THEN ({v}->>'$')::DOUBLE
-                        WHEN ({v}->>'$')::DOUBLE > 1e11 THEN ({v}->>'$')::DOUBLE * 1e3
-                        ELSE ({v}->>'$')::DOUBLE * 1e6 END AS BIGINT))
-                    ELSE TRY_CAST({v}->>'$' AS TIMESTAMPTZ)::TIMESTAMP END"""
-                for v in vs
-            ]
+            parsed = [epoch_or_iso_sql(f"({v}->>'$')") for v in vs]
             exprs[column] = "coalesce(" + ", ".join(parsed) + ", NULL)"
         else:  # sql
             exprs[column] = _TEMPLATE_PATH.sub(lambda m: val(m.group(1)), pick.paths[0])
@@ -101,7 +93,7 @@ def mapping_sql(spec: dict[str, Pick], source_relation: str, *, extra_select: st
     type_error = "CASE " + " ".join(checks) + " END" if checks else "NULL"
     select = ",\n      ".join(f"{expr} AS {col}" for col, expr in exprs.items())
     missing = [c for c in MAPPED_COLUMNS if c not in exprs and c not in ("line_no", "raw", "type_error")]
-    nulls = ",\n      ".join(f"NULL AS {c}" for c in missing)
+    nulls = ",\n      ".join(f"{typed_null(c)} AS {c}" for c in missing)
     return f"""
     SELECT line_no, raw, {type_error} AS type_error,
       {select}{("," + chr(10) + "      " + nulls) if nulls else ""}{extra_select}

@@ -10,6 +10,7 @@ canonical field. Columns named like a canonical field (or its Segment spelling, 
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from micromoments.errors import InputError
-from micromoments.sources.files import open_binary
+from micromoments.sources.files import open_binary, read_head
 
 # Canonical field -> mapped column it fills, and the value kind.
 TARGETS: dict[str, tuple[str, str]] = {
@@ -96,7 +97,7 @@ def _ident(name: str) -> str:
 
 def tabular_mapping_sql(columns: list[str], mapping: dict[str, str], relation: str) -> str:
     """SELECT over `relation(line_no, <columns>)` producing the mapped columns."""
-    from micromoments.events.sql import MAPPED_COLUMNS
+    from micromoments.events.sql import MAPPED_COLUMNS, epoch_or_iso_sql, typed_null
 
     exprs: dict[str, str] = {}
     checks: list[str] = []
@@ -112,20 +113,12 @@ def tabular_mapping_sql(columns: list[str], mapping: dict[str, str], relation: s
                 f"THEN '{column}: expected a number, got ' || left(CAST({col} AS VARCHAR), 40)"
             )
         else:  # time
-            exprs[target] = (
-                f"CASE WHEN TRY_CAST({col} AS DOUBLE) IS NOT NULL THEN make_timestamp(CAST(CASE "
-                f"WHEN TRY_CAST({col} AS DOUBLE) > 1e14 THEN TRY_CAST({col} AS DOUBLE) "
-                f"WHEN TRY_CAST({col} AS DOUBLE) > 1e11 THEN TRY_CAST({col} AS DOUBLE) * 1e3 "
-                f"ELSE TRY_CAST({col} AS DOUBLE) * 1e6 END AS BIGINT)) "
-                f"ELSE TRY_CAST(CAST({col} AS VARCHAR) AS TIMESTAMPTZ)::TIMESTAMP END"
-            )
+            exprs[target] = epoch_or_iso_sql(f"CAST({col} AS VARCHAR)")
     ts_col = _ident(mapping["timestamp"])
     exprs["ts_missing"] = f"(nullif(CAST({ts_col} AS VARCHAR), '') IS NULL)"
     exprs["ts_text"] = f"CAST({ts_col} AS VARCHAR)"
     exprs.setdefault("type", "'track'")
     exprs["type"] = f"lower(coalesce({exprs['type']}, 'track'))"
-    if "event" not in mapping:
-        exprs["event"] = "NULL"
     extra = [c for c in columns if c not in set(mapping.values())]
     props = (
         "json_object(" + ", ".join(f"'{c.replace(chr(39), chr(39) * 2)}', {_ident(c)}" for c in extra) + ")::VARCHAR"
@@ -144,7 +137,7 @@ def tabular_mapping_sql(columns: list[str], mapping: dict[str, str], relation: s
         elif c == "type_error":
             select.append(f"{type_error} AS type_error")
         else:
-            select.append(f"{exprs.get(c, 'NULL')} AS {c}")
+            select.append(f"{exprs.get(c, typed_null(c))} AS {c}")
     return "SELECT " + ",\n  ".join(select) + f"\nFROM {relation}"
 
 
@@ -243,11 +236,9 @@ def tabular_columns(path: str | Path, fmt: str, delimiter: str = ",") -> list[st
             raise InputError(f"cannot read as Parquet: {exc}", where=str(path)) from exc
 
 
-    stream, _ = open_binary(path)
-    with stream:
-        try:
-            reader = pacsv.open_csv(stream, parse_options=pacsv.ParseOptions(delimiter=delimiter),
-                                    read_options=pacsv.ReadOptions(block_size=1 << 20))
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(f"cannot read as CSV: {exc}", where=str(path)) from exc
-        return reader.schema.names
+    # The header alone: a malformed row further down must not stop the mapping check.
+    head = read_head(path, 1 << 20)
+    first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+    if not first.strip():
+        raise InputError("no header line", where=str(path), hint="the first line must name the columns")
+    return next(csv.reader([first], delimiter=delimiter))

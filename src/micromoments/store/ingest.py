@@ -27,7 +27,7 @@ from micromoments.config import Config
 from micromoments.errors import InputError
 from micromoments.events.sql import finish_sql
 from micromoments.sources import FORMATS, detect_format, json_spec
-from micromoments.sources.files import file_size, iter_line_chunks, read_text
+from micromoments.sources.files import check_readable, file_size, iter_line_chunks, read_head, read_text
 from micromoments.sources.jsonmap import mapping_sql
 from micromoments.sources.tabular import (
     iter_csv_chunks,
@@ -191,7 +191,7 @@ def ingest_file(
     Raises `InputError` only when the file cannot be read at all; bad rows are quarantined.
     """
     config = config or Config()
-    path = Path(path)
+    path = check_readable(path)
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise InputError(f"unknown format '{fmt}'", where=str(path), hint=f"use one of {', '.join(FORMATS)}")
@@ -268,11 +268,7 @@ def _is_single_document(path: Path) -> bool:
     name = path.name.lower().removesuffix(".gz")
     if not name.endswith(".json"):
         return False
-    from micromoments.sources.files import open_binary
-
-    stream, _ = open_binary(path)
-    with stream:
-        head = stream.read(65536).lstrip()
+    head = read_head(path, 65536).lstrip()
     if head.startswith(b"["):
         return True
     first_line = head.split(b"\n", 1)[0].strip()
