@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ class IngestConfig:
 @dataclass
 class JourneyConfig:
     session_gap_minutes: int = 30
+    episode_gap_minutes: int = 10
+    stage_rules: list[dict[str, Any]] = field(default_factory=list)  # [] = journey.stages.DEFAULT_STAGE_RULES
 
 
 @dataclass
@@ -80,7 +82,7 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
                 _build(CustomMoment, item, f"{where}.custom_moments[{i}]") for i, item in enumerate(value)
             ]
         else:
-            if default is not None and not isinstance(value, type(default)) and not (
+            if default is not None and default is not MISSING and not isinstance(value, type(default)) and not (
                 isinstance(default, float) and isinstance(value, int)
             ):
                 raise ConfigError(

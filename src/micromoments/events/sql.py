@@ -14,6 +14,7 @@ from micromoments.events.model import MEDIUM_CHANNELS, QUERY_URL_PARAMETERS, REF
 MAPPED_COLUMNS: tuple[str, ...] = (
     "line_no",          # BIGINT: 1-based line/row in the source
     "raw",              # the raw text, kept for the quarantine
+    "doc_error",        # the document as a whole is unusable (not JSON, not an object)
     "type_error",       # first wrong-typed field as 'field: message', else NULL
     "message_id", "anonymous_id", "user_id", "previous_id", "type", "event", "name",
     "ts_original",      # TIMESTAMP as the device stamped it
@@ -101,6 +102,7 @@ def finish_sql(mapped: str, *, now_sql: str, max_future_hours: float, source: st
     return f"""
     SELECT *,
       CASE
+        WHEN doc_error IS NOT NULL THEN NULL
         WHEN type_error IS NOT NULL THEN split_part(type_error, ':', 1)
         WHEN type IS NULL OR type NOT IN {types!r} THEN 'type'
         WHEN ts_missing THEN 'timestamp'
@@ -110,6 +112,7 @@ def finish_sql(mapped: str, *, now_sql: str, max_future_hours: float, source: st
         WHEN type = 'alias' AND (previous_id IS NULL OR user_id IS NULL) THEN 'previousId'
       END AS _field,
       CASE
+        WHEN doc_error IS NOT NULL THEN doc_error
         WHEN type_error IS NOT NULL THEN 'wrong type: ' || type_error
         WHEN type IS NULL THEN 'missing event type'
         WHEN type NOT IN {types!r} THEN 'unknown type ' || type || ' (expected one of {", ".join(types)})'
@@ -122,7 +125,7 @@ def finish_sql(mapped: str, *, now_sql: str, max_future_hours: float, source: st
       END AS _reason
     FROM (
       SELECT
-        line_no, raw, type_error,
+        line_no, raw, doc_error, type_error,
         coalesce(message_id, 'h:' || md5(raw)) AS message_id,
         coalesce(user_id, anonymous_id) AS person_id,
         anonymous_id, user_id, previous_id, type, event, name,

@@ -19,7 +19,7 @@ def _param(key: str) -> str:
     return f"({_PARAMS})['{key}']"
 
 
-_EVENT = "(({$.event_name}->>'$'))"
+_EVENT = "({$.event_name})"
 
 GA4: dict[str, Pick] = {
     "message_id": Pick("sql", "NULL"),  # GA4 has no event id: a hash of the row is used
@@ -36,24 +36,24 @@ GA4: dict[str, Pick] = {
     "ts_missing": Pick("sql", "({$.event_timestamp} IS NULL)"),
     "ts_text": Pick("string", "$.event_timestamp"),
     "channel_raw": Pick("sql", "NULL"),
-    "is_app": Pick("sql", "coalesce(upper(({$.platform}->>'$')) IN ('ANDROID', 'IOS'), false)"),
+    "is_app": Pick("sql", "coalesce(upper({$.platform}) IN ('ANDROID', 'IOS'), false)"),
     "query_raw": Pick("sql", f"coalesce({_param('search_term')}, {_param('q')})"),
     "page_url": Pick("sql", _param("page_location")),
     "page_title": Pick("sql", _param("page_title")),
     "referrer": Pick("sql", _param("page_referrer")),
-    "utm_source": Pick("sql", f"coalesce({_param('source')}, ({{$.traffic_source.source}}->>'$'))"),
-    "utm_medium": Pick("sql", f"coalesce({_param('medium')}, ({{$.traffic_source.medium}}->>'$'))"),
-    "utm_campaign": Pick("sql", f"coalesce({_param('campaign')}, ({{$.traffic_source.name}}->>'$'))"),
+    "utm_source": Pick("sql", f"coalesce({_param('source')}, {{$.traffic_source.source}})"),
+    "utm_medium": Pick("sql", f"coalesce({_param('medium')}, {{$.traffic_source.medium}})"),
+    "utm_campaign": Pick("sql", f"coalesce({_param('campaign')}, {{$.traffic_source.name}})"),
     "city": Pick("string", "$.geo.city"),
     "country": Pick("string", "$.geo.country"),
     "device_raw": Pick("string", "$.device.category"),
     "locale": Pick("string", "$.device.language"),
     "revenue": Pick(
         "sql",
-        f"coalesce(TRY_CAST(({{$.ecommerce.purchase_revenue}}->>'$') AS DOUBLE), "
+        f"coalesce(TRY_CAST({{$.ecommerce.purchase_revenue}} AS DOUBLE), "
         f"CASE WHEN {_EVENT} = 'purchase' THEN TRY_CAST({_param('value')} AS DOUBLE) END)",
     ),
     "properties": Pick("sql", f"to_json({_PARAMS})::VARCHAR"),
     "traits": Pick("object", "$.user_properties_map"),
-    "context": Pick("sql", "json_object('device', {$.device}, 'geo', {$.geo}, 'traffic_source', {$.traffic_source})::VARCHAR"),
+    "context": Pick("sql", "json_object('device', json({$.device}), 'geo', json({$.geo}), 'traffic_source', json({$.traffic_source}))::VARCHAR"),
 }

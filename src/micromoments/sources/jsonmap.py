@@ -1,23 +1,27 @@
 """Map JSON documents to the mapped columns of `events/sql.py`, in one DuckDB pass.
 
 A format is a dict from mapped column to a `Pick`: JSON paths tried in order, and the
-kind of value expected there. The generated SQL parses each document once
-(`json_extract` with a list of paths), checks types and coalesces the paths.
+kind of value expected there. The generated SQL parses each document with `from_json`
+into a struct holding only the requested paths (as fast as DuckDB's own `read_json`).
+A path that is requested whole *and* has requested children (Segment's `properties`)
+is kept as JSON text at its level and parsed again, alone, for its children.
 
->>> spec = {"user_id": Pick("id", "$.userId")}
->>> "json_extract" in mapping_sql(spec, "src")
+>>> spec = {"user_id": Pick("id", "$.userId"), "properties": Pick("object", "$.properties")}
+>>> "from_json" in mapping_sql(spec, "src")
 True
 """
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from micromoments.events.sql import MAPPED_COLUMNS, epoch_or_iso_sql, typed_null
 
 KINDS = ("string", "id", "number", "object", "time", "sql")
 _TEMPLATE_PATH = re.compile(r"\{(\$[^{}]*)\}")
+_PATH_PART = re.compile(r'"([^"]*)"|([^.]+)')
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,8 @@ class Pick:
     """Where a mapped column comes from: `kind` and JSON paths tried in order.
 
     kind `sql` takes a SQL template (in `paths[0]`) in which `{$.a.b}` stands for the
-    parsed JSON value at that path, for what paths alone cannot say (GA4's event_params).
+    value at that path as text (JSON text for objects and arrays, NULL when absent),
+    for what paths alone cannot say (GA4's event_params list, PostHog's $identify).
     """
 
     kind: str
@@ -38,64 +43,131 @@ class Pick:
         object.__setattr__(self, "paths", tuple(paths))
 
 
+def split_path(path: str) -> tuple[str, ...]:
+    """`$.properties."$search"` -> ('properties', '$search')."""
+    body = path.removeprefix("$").removeprefix(".")
+    return tuple(q or p for q, p in _PATH_PART.findall(body))
+
+
 def _display(path: str) -> str:
-    return path.removeprefix("$.")
+    return ".".join(split_path(path))
 
 
-def mapping_sql(spec: dict[str, Pick], source_relation: str, *, extra_select: str = "") -> str:
+@dataclass
+class _Node:
+    """One key of the requested-path tree."""
+
+    requested: bool = False     # the value itself is wanted (objects come as JSON text)
+    children: dict[str, "_Node"] = field(default_factory=dict)
+
+
+def _tree(paths: list[str]) -> _Node:
+    root = _Node()
+    for path in paths:
+        node = root
+        for key in split_path(path):
+            node = node.children.setdefault(key, _Node())
+        node.requested = True
+    return root
+
+
+def _structure(node: _Node) -> dict[str, object]:
+    """from_json structure for a node's children. A wanted value is VARCHAR, which
+    holds a scalar's text or an object's/array's JSON text."""
+    return {
+        key: "VARCHAR" if child.requested else _structure(child)
+        for key, child in node.children.items()
+    }
+
+
+def _leaf_sql(root: _Node, base: str) -> dict[tuple[str, ...], str]:
+    """SQL expression for every requested path, given `base` = the parsed struct."""
+    exprs: dict[tuple[str, ...], str] = {}
+
+    def walk(node: _Node, struct_sql: str, prefix: tuple[str, ...]) -> None:
+        for key, child in node.children.items():
+            here = f"{struct_sql}[{_literal(key)}]"
+            path = (*prefix, key)
+            if child.requested:
+                exprs[path] = f"CAST({here} AS VARCHAR)"
+                if child.children:  # parse this value again, alone, for its children
+                    obj = f"CASE WHEN starts_with({here}, '{{') THEN {here} END"  # "oops" is no object
+                    sub = f"from_json({obj}, {_literal(json.dumps(_structure(child)))})"
+                    walk(child, sub, path)
+            else:
+                walk(child, here, path)
+
+    walk(root, base, ())
+    return exprs
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def mapping_sql(spec: dict[str, Pick], source_relation: str) -> str:
     """SELECT over `source_relation(line_no, raw, j)` producing MAPPED_COLUMNS.
 
     `j` is the JSON text of one event; `raw` is what the quarantine keeps.
     """
-    paths: list[str] = []
+    wanted: list[str] = []
     for pick in spec.values():
-        wanted = _TEMPLATE_PATH.findall(pick.paths[0]) if pick.kind == "sql" else pick.paths
-        for p in wanted:
-            if p not in paths:
-                paths.append(p)
-    index = {p: i + 1 for i, p in enumerate(paths)}  # DuckDB lists are 1-based
-    path_list = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+        wanted += _TEMPLATE_PATH.findall(pick.paths[0]) if pick.kind == "sql" else pick.paths
+    root = _tree(wanted)
+    structure = json.dumps(_structure(root))
+    leaves = _leaf_sql(root, "d")
+    # Name each leaf once in an inner SELECT, so the outer expressions stay short.
+    names = {path: f"p{i}" for i, path in enumerate(leaves)}
 
-    def val(p: str) -> str:
-        return f"v[{index[p]}]"
+    def text(p: str) -> str:
+        return names[split_path(p)]
 
     exprs: dict[str, str] = {}
     checks: list[str] = []
     for column, pick in spec.items():
-        vs = [val(p) for p in pick.paths] if pick.kind != "sql" else []
+        if pick.kind == "sql":
+            exprs[column] = _TEMPLATE_PATH.sub(lambda m: text(m.group(1)), pick.paths[0])
+            continue
+        values = [text(p) for p in pick.paths]
+        first = values[0] if len(values) == 1 else "coalesce(" + ", ".join(values) + ")"
         if pick.kind in ("string", "id"):
-            exprs[column] = "coalesce(" + ", ".join(f"{v}->>'$'" for v in vs) + ", NULL)"
-            for p, v in zip(pick.paths, vs):
-                checks.append(
-                    f"WHEN json_type({v}) IN ('OBJECT', 'ARRAY') THEN "
-                    f"'{_display(p)}: expected a string, got ' || lower(json_type({v}))"
-                )
+            exprs[column] = first
+            if pick.kind == "id":
+                checks += [
+                    f"WHEN (starts_with({v}, '{{') OR starts_with({v}, '[')) AND json_valid({v}) "
+                    f"THEN '{_display(p)}: expected a string, got ' || lower(json_type({v}))"
+                    for p, v in zip(pick.paths, values)
+                ]
         elif pick.kind == "number":
-            exprs[column] = "coalesce(" + ", ".join(f"TRY_CAST({v}->>'$' AS DOUBLE)" for v in vs) + ", NULL)"
-            for p, v in zip(pick.paths, vs):
-                checks.append(
-                    f"WHEN {v} IS NOT NULL AND json_type({v}) <> 'NULL' AND TRY_CAST({v}->>'$' AS DOUBLE) IS NULL "
-                    f"THEN '{_display(p)}: expected a number, got ' || left({v}::VARCHAR, 40)"
-                )
+            exprs[column] = "coalesce(" + ", ".join(f"TRY_CAST({v} AS DOUBLE)" for v in values) + ", NULL)"
+            checks += [
+                f"WHEN {v} IS NOT NULL AND TRY_CAST({v} AS DOUBLE) IS NULL "
+                f"THEN '{_display(p)}: expected a number, got ' || left({v}, 40)"
+                for p, v in zip(pick.paths, values)
+            ]
         elif pick.kind == "object":
-            exprs[column] = "coalesce(" + ", ".join(f"{v}::VARCHAR" for v in vs) + ", NULL)"
-            for p, v in zip(pick.paths, vs):
-                checks.append(
-                    f"WHEN {v} IS NOT NULL AND json_type({v}) NOT IN ('OBJECT', 'NULL') "
-                    f"THEN '{_display(p)}: expected an object, got ' || lower(json_type({v}))"
-                )
-        elif pick.kind == "time":
-            parsed = [epoch_or_iso_sql(f"({v}->>'$')") for v in vs]
-            exprs[column] = "coalesce(" + ", ".join(parsed) + ", NULL)"
-        else:  # sql
-            exprs[column] = _TEMPLATE_PATH.sub(lambda m: val(m.group(1)), pick.paths[0])
+            exprs[column] = first
+            checks += [
+                f"WHEN {v} IS NOT NULL AND NOT starts_with({v}, '{{') "
+                f"THEN '{_display(p)}: expected an object, got ' || "
+                f"CASE WHEN starts_with({v}, '[') THEN 'array' ELSE left({v}, 40) END"
+                for p, v in zip(pick.paths, values)
+            ]
+        else:  # time
+            exprs[column] = "coalesce(" + ", ".join(epoch_or_iso_sql(v) for v in values) + ", NULL)"
 
     type_error = "CASE " + " ".join(checks) + " END" if checks else "NULL"
     select = ",\n      ".join(f"{expr} AS {col}" for col, expr in exprs.items())
-    missing = [c for c in MAPPED_COLUMNS if c not in exprs and c not in ("line_no", "raw", "type_error")]
-    nulls = ",\n      ".join(f"{typed_null(c)} AS {c}" for c in missing)
+    missing = [c for c in MAPPED_COLUMNS if c not in exprs and c not in ("line_no", "raw", "type_error", "doc_error")]
+    nulls = "".join(f",\n      {typed_null(c)} AS {c}" for c in missing)
+    inner = ", ".join(f"{sql} AS {names[path]}" for path, sql in leaves.items())
     return f"""
-    SELECT line_no, raw, {type_error} AS type_error,
-      {select}{("," + chr(10) + "      " + nulls) if nulls else ""}{extra_select}
-    FROM (SELECT line_no, raw, j, json_extract(j, {path_list}) AS v FROM {source_relation})
+    SELECT line_no, raw, doc_error, {type_error} AS type_error,
+      {select}{nulls}
+    FROM (SELECT line_no, raw, {inner},
+            CASE WHEN d IS NULL THEN 'not valid JSON'
+                 WHEN NOT starts_with(ltrim(j), '{{') THEN 'expected a JSON object, got '
+                      || CASE WHEN starts_with(ltrim(j), '[') THEN 'array' ELSE 'a value' END
+            END AS doc_error
+          FROM (SELECT line_no, raw, j, try(from_json(j, {_literal(structure)})) AS d FROM {source_relation}))
     """

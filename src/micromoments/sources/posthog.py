@@ -8,24 +8,24 @@ from __future__ import annotations
 
 from micromoments.sources.jsonmap import Pick
 
-_EVENT = "(({$.event}->>'$'))"
+_EVENT = "({$.event})"
 
 POSTHOG: dict[str, Pick] = {
     "message_id": Pick("id", "$.uuid", "$.id"),
     "anonymous_id": Pick(
         "sql",
-        f"""CASE WHEN {_EVENT} = '$identify' THEN ({{$.properties."$anon_distinct_id"}}->>'$')
-             ELSE coalesce(({{$.properties."$device_id"}}->>'$'), ({{$.distinct_id}}->>'$')) END""",
+        f"""CASE WHEN {_EVENT} = '$identify' THEN {{$.properties."$anon_distinct_id"}}
+             ELSE coalesce({{$.properties."$device_id"}}, {{$.distinct_id}}) END""",
     ),
     "user_id": Pick(
         "sql",
-        f"""CASE WHEN {_EVENT} IN ('$identify', '$create_alias') THEN ({{$.distinct_id}}->>'$')
-             ELSE coalesce(({{$.properties."$user_id"}}->>'$'),
+        f"""CASE WHEN {_EVENT} IN ('$identify', '$create_alias') THEN {{$.distinct_id}}
+             ELSE coalesce({{$.properties."$user_id"}},
                   CASE WHEN {{$.properties."$device_id"}} IS NOT NULL
-                        AND ({{$.properties."$device_id"}}->>'$') <> ({{$.distinct_id}}->>'$')
-                       THEN ({{$.distinct_id}}->>'$') END) END""",
+                        AND {{$.properties."$device_id"}} <> {{$.distinct_id}}
+                       THEN {{$.distinct_id}} END) END""",
     ),
-    "previous_id": Pick("sql", """({$.properties.alias}->>'$')"""),
+    "previous_id": Pick("sql", """{$.properties.alias}"""),
     "type": Pick(
         "sql",
         f"""CASE WHEN {_EVENT} IS NULL THEN NULL
@@ -41,7 +41,7 @@ POSTHOG: dict[str, Pick] = {
     "sent_at": Pick("time", '$.properties."$sent_at"'),
     "received_at": Pick("time", "$.received_at"),
     "channel_raw": Pick("string", "$.properties.channel"),
-    "is_app": Pick("sql", """coalesce(({$.properties."$lib"}->>'$') IN ('posthog-ios', 'posthog-android', 'posthog-react-native', 'posthog-flutter'), false)"""),
+    "is_app": Pick("sql", """coalesce({$.properties."$lib"} IN ('posthog-ios', 'posthog-android', 'posthog-react-native', 'posthog-flutter'), false)"""),
     "query_raw": Pick("string", '$.properties."$search"', "$.properties.q", "$.properties.query", "$.properties.search"),
     "page_url": Pick("string", '$.properties."$current_url"', "$.properties.url"),
     "page_path": Pick("string", '$.properties."$pathname"'),

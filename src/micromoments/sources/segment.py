@@ -13,7 +13,7 @@ SEGMENT: dict[str, Pick] = {
     "anonymous_id": Pick("id", "$.anonymousId"),
     "user_id": Pick("id", "$.userId"),
     "previous_id": Pick("id", "$.previousId"),
-    "type": Pick("sql", "lower(({$.type}->>'$'))"),
+    "type": Pick("sql", "lower({$.type})"),
     "event": Pick("string", "$.event"),
     "name": Pick("string", "$.name", "$.properties.name"),
     # Segment's `timestamp` is the corrected time when `originalTimestamp` is present.

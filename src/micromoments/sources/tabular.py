@@ -134,6 +134,8 @@ def tabular_mapping_sql(columns: list[str], mapping: dict[str, str], relation: s
             select.append("line_no")
         elif c == "raw":
             select.append(f"json_object({raw_cols})::VARCHAR AS raw")
+        elif c == "doc_error":
+            select.append("CAST(NULL AS VARCHAR) AS doc_error")
         elif c == "type_error":
             select.append(f"{type_error} AS type_error")
         else:

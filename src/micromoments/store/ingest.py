@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -92,64 +93,87 @@ class _Loader:
             key = _VARIABLE_PART.sub("…", reason.split(", got")[0])[:80]
             self.result.reasons[key] = self.result.reasons.get(key, 0) + 1
 
-    def load_mapped(self, mapped_select: str) -> None:
-        """Finish, validate and insert the rows produced by `mapped_select`."""
-        con = self.con
+    def stage(self, mapped_select: str) -> None:
+        """Build scratch table `_staged`: canonical columns plus `_reason` for rejects.
+
+        Scratch tables live outside the chunk's transaction: only the writes to the
+        store's own tables need to be atomic.
+        """
         now_sql = f"TIMESTAMP '{self.now.isoformat(sep=' ')}'"
-        con.execute(
+        self.con.execute(
             "CREATE OR REPLACE TEMP TABLE _staged AS "
             + finish_sql(f"({mapped_select})", now_sql=now_sql,
                          max_future_hours=self.max_future_hours, source=self.source)
         )
+
+    def commit_staged(self, early_rejects: list[tuple[int, str | None, str, str]]) -> None:
+        """In one transaction: quarantine the rejects, insert new events, record id links."""
+        con = self.con
         total, bad = con.execute("SELECT count(*), count(_reason) FROM _staged").fetchone()
-        if bad:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            self.quarantine_rows(early_rejects)
+            if bad:
+                con.execute(
+                    "INSERT INTO quarantine SELECT source, line_no, _field, _reason, raw, ? "
+                    "FROM _staged WHERE _reason IS NOT NULL",
+                    [self.now],
+                )
+            inserted = con.execute(
+                f"""INSERT INTO events ({_EVENT_COLS})
+                    SELECT {_EVENT_COLS} FROM (
+                      SELECT * FROM _staged WHERE _reason IS NULL
+                      QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY line_no) = 1
+                    ) g
+                    WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = g.message_id)"""
+            ).fetchone()[0]
             con.execute(
-                "INSERT INTO quarantine SELECT source, line_no, _field, _reason, raw, ? "
-                "FROM _staged WHERE _reason IS NOT NULL",
-                [self.now],
+                """INSERT INTO identity_links
+                   SELECT DISTINCT anonymous_id, user_id, CASE WHEN type = 'identify' THEN 'identify' ELSE 'event' END
+                   FROM _staged WHERE _reason IS NULL AND anonymous_id IS NOT NULL AND user_id IS NOT NULL
+                     AND anonymous_id <> user_id
+                   UNION ALL
+                   SELECT DISTINCT previous_id, user_id, 'alias'
+                   FROM _staged WHERE _reason IS NULL AND type = 'alias' AND previous_id <> user_id"""
             )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        if bad:
             self._count_reasons([r[0] for r in con.execute(
                 "SELECT _reason FROM _staged WHERE _reason IS NOT NULL").fetchall()])
-        inserted = con.execute(
-            f"""INSERT INTO events ({_EVENT_COLS})
-                SELECT {_EVENT_COLS} FROM (
-                  SELECT * FROM _staged WHERE _reason IS NULL
-                  QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY line_no) = 1
-                ) g
-                WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = g.message_id)"""
-        ).fetchone()[0]
-        con.execute(
-            """INSERT INTO identity_links
-               SELECT DISTINCT anonymous_id, user_id, CASE WHEN type = 'identify' THEN 'identify' ELSE 'event' END
-               FROM _staged WHERE _reason IS NULL AND anonymous_id IS NOT NULL AND user_id IS NOT NULL
-                 AND anonymous_id <> user_id
-               UNION ALL
-               SELECT DISTINCT previous_id, user_id, 'alias'
-               FROM _staged WHERE _reason IS NULL AND type = 'alias' AND previous_id <> user_id"""
-        )
         self.result.read += int(total)
         self.result.quarantined += int(bad)
         self.result.loaded += int(inserted)
         self.result.duplicates += int(total) - int(bad) - int(inserted)
 
-    def load_json_documents(self, table: pa.Table, fmt: str) -> None:
+    def load_json_documents(self, table: pa.Table, fmt: str, early_rejects: list[tuple[int, str | None, str, str]]) -> None:
         """`table(line_no, raw)`: one JSON text per row (blank rows are skipped)."""
         con = self.con
-        con.register("_chunk", table)
+        con.register("_arrow_chunk", table)
         try:
-            rows = con.execute(
-                """SELECT line_no, raw, CASE WHEN NOT json_valid(raw) THEN 'not valid JSON'
-                                         ELSE 'expected a JSON object, got ' || lower(json_type(raw)) END
-                   FROM _chunk
-                   WHERE trim(raw) <> '' AND (NOT json_valid(raw) OR json_type(raw) <> 'OBJECT')"""
-            ).fetchall()
-            self.quarantine_rows([(line, None, reason, raw) for line, raw, reason in rows])
-            docs = "SELECT line_no, raw, raw AS j FROM _chunk WHERE trim(raw) <> '' AND json_valid(raw) AND json_type(raw) = 'OBJECT'"
-            if fmt == "segment":
-                docs = _unwrap_segment_batches()
-            self.load_mapped(mapping_sql(json_spec(fmt), f"({docs})"))
+            # DuckDB scans its own tables on all cores, an Arrow table on one: copy first.
+            con.execute("CREATE OR REPLACE TEMP TABLE _chunk AS "
+                        "SELECT line_no, rtrim(raw, chr(10) || chr(13)) AS raw FROM _arrow_chunk")
         finally:
-            con.unregister("_chunk")
+            con.unregister("_arrow_chunk")
+        docs = "SELECT line_no, raw, raw AS j FROM _chunk WHERE trim(raw) <> ''"
+        # Batch envelopes are rare in files: only pay for unwrapping when one is there.
+        if fmt == "segment" and con.execute(
+                "SELECT count(*) FROM _chunk WHERE contains(raw, '\"batch\"')").fetchone()[0]:
+            docs = _unwrap_segment_batches()
+        self.stage(mapping_sql(json_spec(fmt), f"({docs})"))
+        self.commit_staged(early_rejects)
+
+    def load_rows(self, table: pa.Table, mapped_sql: str, early_rejects: list[tuple[int, str | None, str, str]]) -> None:
+        """`table(line_no, <columns>)` from a CSV/Parquet chunk; `mapped_sql` reads `_chunk`."""
+        self.con.register("_chunk", table)
+        try:
+            self.stage(mapped_sql)
+        finally:
+            self.con.unregister("_chunk")
+        self.commit_staged(early_rejects)
 
 
 def _unwrap_segment_batches() -> str:
@@ -158,15 +182,17 @@ def _unwrap_segment_batches() -> str:
     An event without `sentAt` takes the envelope's, so the clock-skew correction applies.
     """
     return """
-    WITH objects AS (
-      SELECT line_no, raw FROM _chunk
-      WHERE trim(raw) <> '' AND json_valid(raw) AND json_type(raw) = 'OBJECT'
+    WITH docs AS (
+      SELECT line_no, raw,
+             coalesce(CASE WHEN contains(raw, '"batch"') AND json_valid(raw)
+                           THEN json_type(raw, '$.batch') = 'ARRAY' END, false) AS is_batch
+      FROM _chunk WHERE trim(raw) <> ''
     ),
     envelopes AS (
       SELECT line_no, unnest(json_extract(raw, '$.batch[*]')) AS e, json_extract(raw, '$.sentAt') AS sent_at
-      FROM objects WHERE json_type(raw, '$.batch') = 'ARRAY'
+      FROM docs WHERE is_batch
     )
-    SELECT line_no, raw, raw AS j FROM objects WHERE json_type(raw, '$.batch') IS DISTINCT FROM 'ARRAY'
+    SELECT line_no, raw, raw AS j FROM docs WHERE NOT is_batch
     UNION ALL
     SELECT line_no, e::VARCHAR AS raw,
            CASE WHEN sent_at IS NOT NULL AND json_extract(e, '$.sentAt') IS NULL
@@ -215,26 +241,10 @@ def ingest_file(
         )
         sql = tabular_mapping_sql(columns, resolved, "_chunk")
         for chunk in chunks:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                loader.quarantine_rows([(line, None, reason, raw) for line, reason, raw in chunk.rejected])
-                con.register("_chunk", chunk.table)
-                loader.load_mapped(sql)
-                con.unregister("_chunk")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+            loader.load_rows(chunk.table, sql, [(line, None, reason, raw) for line, reason, raw in chunk.rejected])
     else:
         for table, bad in _json_tables(path, progress):
-            con.execute("BEGIN TRANSACTION")
-            try:
-                loader.quarantine_rows([(line, None, "not valid UTF-8", raw) for line, raw in bad])
-                loader.load_json_documents(table, fmt)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+            loader.load_json_documents(table, fmt, [(line, None, "not valid UTF-8", raw) for line, raw in bad])
     result.restitched = rebuild_identities(con)
     rebuild_profiles(store)
     return result
@@ -257,8 +267,8 @@ def _json_tables(path: Path, progress: Callable[[int], None]):
     for chunk in iter_line_chunks(path, on_progress=progress):
         n = len(chunk.lines)
         table = pa.table({
-            "line_no": pa.array(range(chunk.first_line, chunk.first_line + n), pa.int64()),
-            "raw": pa.array(chunk.lines, pa.string()),
+            "line_no": pa.array(np.arange(chunk.first_line, chunk.first_line + n, dtype=np.int64)),
+            "raw": chunk.lines,
         })
         yield table, chunk.undecodable
 

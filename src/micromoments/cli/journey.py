@@ -1,0 +1,157 @@
+"""Journey commands: sessions, journey-map, funnel, heatmap, faq, touchpoints, keywords, report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from micromoments.cli._app import CONFIG_OPTION, DB_OPTION, app, console, friendly_errors
+
+OUTPUT_OPTION = typer.Option(None, "--output", "-o", help="Also write the full result to this CSV file.")
+LIMIT_OPTION = typer.Option(20, help="Rows to print.")
+
+
+def _journey(db: Optional[Path], config_path: Optional[Path]) -> tuple[Any, Any, Any]:
+    from micromoments.config import load_config
+    from micromoments.journey.pipeline import JourneySettings, build_journey, load_events
+    from micromoments.store import open_store
+
+    cfg = load_config(config_path)
+    store = open_store(db or cfg.store.path)
+    events, has_moments = load_events(store)
+    if not has_moments:
+        console.print("[yellow]note:[/] no event_moments table yet; moment columns are empty (run classification first).")
+    return store, build_journey(events, JourneySettings.from_config(cfg), con=store.ibis), cfg
+
+
+def _show(frame: Any, title: str, limit: int, output: Optional[Path]) -> None:
+    table = Table(title=f"{title} ({len(frame)} rows)")
+    for col in frame.columns:
+        table.add_column(str(col), overflow="fold")
+    for row in frame.head(limit).itertuples(index=False):
+        table.add_row(*[(f"{v:.3g}" if isinstance(v, float) else ("" if v is None else str(v))) for v in row])
+    console.print(table)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(output, index=False)
+        console.print(f"wrote {output}")
+
+
+@app.command("sessions")
+@friendly_errors
+def sessions_cmd(limit: int = LIMIT_OPTION, output: Optional[Path] = OUTPUT_OPTION,
+                 db: Optional[Path] = DB_OPTION, config_path: Optional[Path] = CONFIG_OPTION) -> None:
+    """Sessions per person (inactivity gap from micromoments.toml, default 30 min), with their stage."""
+    store, j, _ = _journey(db, config_path)
+    frame = store.ibis.execute(j.sessions.order_by(["person_id", "session_no"]))
+    _show(frame, "sessions", limit, output)
+
+
+@app.command("journey-map")
+@friendly_errors
+def journey_map_cmd(paths: bool = typer.Option(False, help="Show the most common paths instead."),
+                    limit: int = LIMIT_OPTION, output: Optional[Path] = OUTPUT_OPTION,
+                    db: Optional[Path] = DB_OPTION, config_path: Optional[Path] = CONFIG_OPTION) -> None:
+    """Stage × moment: volumes, conversion and median time to the next stage (or --paths)."""
+    from micromoments.journey.maps import journey_map, top_paths
+
+    store, j, _ = _journey(db, config_path)
+    expr = top_paths(j.episodes) if paths else journey_map(j.episodes).order_by(["stage", "moment"])
+    _show(store.ibis.execute(expr), "paths" if paths else "journey map", limit, output)
+
+
+@app.command("funnel")
+@friendly_errors
+def funnel_cmd(
+    steps: str = typer.Option(..., help="Comma-separated steps: event names, or moment types with --by moment "
+                                        "(mix with moment:buy / event:Order Completed)."),
+    mode: str = typer.Option("ordered", help="ordered, strict or unordered."),
+    window: float = typer.Option(14.0, help="Conversion window in days, counted from the first step."),
+    by: str = typer.Option("event", help="event or moment."),
+    breakdown: Optional[str] = typer.Option(None, help="Column to break down by: channel, moment, device_type, ..."),
+    limit: int = LIMIT_OPTION, output: Optional[Path] = OUTPUT_OPTION,
+    db: Optional[Path] = DB_OPTION, config_path: Optional[Path] = CONFIG_OPTION,
+) -> None:
+    """People per funnel step, conversion, drop-off and time to convert (PostHog semantics)."""
+    from micromoments.journey.funnels import funnel
+
+    store, j, _ = _journey(db, config_path)
+    expr = funnel(j.sessionized, [s.strip() for s in steps.split(",") if s.strip()], mode=mode,  # type: ignore[arg-type]
+                  window=dt.timedelta(days=window), by=by, breakdown=breakdown)  # type: ignore[arg-type]
+    _show(store.ibis.execute(expr.order_by(["breakdown", "step"])), "funnel", limit, output)
+
+
+@app.command("heatmap")
+@friendly_errors
+def heatmap_cmd(limit: int = LIMIT_OPTION, output: Optional[Path] = OUTPUT_OPTION,
+                db: Optional[Path] = DB_OPTION, config_path: Optional[Path] = CONFIG_OPTION) -> None:
+    """Peak engagement: events per moment type × weekday (0 = Monday) × hour, in local time."""
+    from micromoments.journey.heatmap import heatmap_for
+
+    store, j, _ = _journey(db, config_path)
+    frame = store.ibis.execute(heatmap_for(j.sessionized)).sort_values("events", ascending=False)
+    _show(frame, "busiest hours", limit, output)
+
+
+@app.command("faq")
+@friendly_errors
+def faq_cmd(limit: int = LIMIT_OPTION, output: Optional[Path] = OUTPUT_OPTION,
+            db: Optional[Path] = DB_OPTION, config_path: Optional[Path] = CONFIG_OPTION) -> None:
+    """Question and long-tail search themes, with content gaps (asked often, rarely converting)."""
+    from micromoments.journey.faq import faq_themes, query_stats
+
+    store, j, _ = _journey(db, config_path)
+    _show(faq_themes(store.ibis.execute(query_stats(j.sessionized))), "FAQ themes", limit, output)
+
+
+@app.command("touchpoints")
+@friendly_errors
+def touchpoints_cmd(kind: str = typer.Option("page", help="page, content or channel."),
+                    min_sessions: int = typer.Option(20, help="Only test touchpoints with this many sessions."),
+                    limit: int = LIMIT_OPTION, output: Optional[Path] = OUTPUT_OPTION,
+                    db: Optional[Path] = DB_OPTION, config_path: Optional[Path] = CONFIG_OPTION) -> None:
+    """Engagement, exit rate and conversion per touchpoint; flags those that peak or falter."""
+    from micromoments.errors import InputError
+    from micromoments.journey.touchpoints import flag_touchpoints, touchpoints
+
+    if kind not in ("page", "content", "channel"):
+        raise InputError(f"unknown touchpoint kind '{kind}'", where="--kind", hint="use page, content or channel")
+    store, j, _ = _journey(db, config_path)
+    frame = flag_touchpoints(store.ibis.execute(touchpoints(j.sessionized, kind)), min_sessions=min_sessions)  # type: ignore[arg-type]
+    cols = ["touchpoint", "flag", "why", "sessions", "views", "exit_rate", "conversion_rate", "views_per_session",
+            "p_conversion", "p_exit"]
+    _show(frame[cols], "touchpoints", limit, output)
+
+
+@app.command("keywords")
+@friendly_errors
+def keywords_cmd(
+    input: Path = typer.Option(..., "--input", "-i", help="CSV with one keyword per row (header required)."),
+    keyword_column: str = typer.Option("keyword", help="Column holding the keywords."),
+    volume_column: Optional[str] = typer.Option(None, help="Column holding monthly search volume, if any."),
+    limit: int = LIMIT_OPTION, output: Optional[Path] = OUTPUT_OPTION,
+) -> None:
+    """Keyword research: intent per keyword, long-tail / question / voice flags, topic clusters."""
+    from micromoments.journey.keywords import keyword_research, read_keywords
+
+    frame = keyword_research(read_keywords(input), keyword_column=keyword_column,
+                             volume_column=volume_column, where=str(input))
+    _show(frame, "keywords", limit, output)
+
+
+@app.command("report")
+@friendly_errors
+def report_cmd(output: Path = typer.Option(Path("report.html"), "--output", "-o", help="HTML file to write."),
+               db: Optional[Path] = DB_OPTION, config_path: Optional[Path] = CONFIG_OPTION) -> None:
+    """Write the self-contained HTML report (overview, moments, journey map, paths, funnel, peaks, FAQ, touchpoints)."""
+    from micromoments.config import load_config
+    from micromoments.report import build_report
+    from micromoments.store import open_store
+
+    cfg = load_config(config_path)
+    path = build_report(open_store(db or cfg.store.path), output, cfg)
+    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

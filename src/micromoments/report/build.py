@@ -1,0 +1,182 @@
+"""`build_report(store, output_path)`: one self-contained HTML file (plotly.js inlined, no CDN)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from micromoments.report import charts
+from micromoments.report.data import ReportData, collect
+
+NO_MOMENTS = ("Micro-moments have not been classified yet, so this section is empty. Run "
+              "<code>micromoments classify</code> (or <code>micromoments demo</code>) and build the report again.")
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    intro: str = ""
+    figure: str = ""
+    notes: list[str] = field(default_factory=list)
+    note: str = ""
+    table: str = ""
+    kpis: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _figure_html(fig: Any, div_id: str) -> str:
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
+                       config={"displaylogo": False, "responsive": True})
+
+
+def _table(frame: pd.DataFrame, columns: dict[str, str], flag: str | None = None) -> str:
+    head = "".join(f"<th>{html.escape(label)}</th>" for label in columns.values())
+    rows = []
+    for _, r in frame.iterrows():
+        cells = []
+        for col in columns:
+            v = r[col]
+            cls = ' class="num"' if isinstance(v, (int, float)) and not isinstance(v, bool) else ""
+            if isinstance(v, float):
+                v = charts.pct(v) if col.endswith("rate") or col == "share" else f"{v:,.0f}"
+            elif isinstance(v, bool):
+                v = "content gap" if v else ""
+                cls = ' class="flag-gap"' if v else ""
+            elif col == flag and v:
+                cls = f' class="flag-{html.escape(str(v))}"'
+            cells.append(f"<td{cls}>{html.escape(str(v))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _sections(d: ReportData) -> list[Section]:
+    if not d.has_events:
+        return [Section("overview", "Overview", note="The store holds no events yet. Run <code>micromoments ingest FILE</code> first.")]
+    k = d.kpis
+    overview = Section("overview", "Overview", intro=(
+        f"Activity from {k['first']:%d %b %Y} to {k['last']:%d %b %Y}. A <b>session</b> is a visit (a pause of 30 minutes "
+        "ends it); a <b>micro-moment</b> is a short burst of intent: wanting to know, go, do or buy something."))
+    overview.kpis = [("people", f"{k['people']:,}"), ("sessions", f"{k['sessions']:,}"), ("events", f"{k['events']:,}"),
+                     ("sessions that buy", charts.pct(k["conversion_rate"])), ("buyers", f"{k['buyers']:,}"),
+                     ("revenue", f"{k['revenue']:,.0f}")]
+    if "episodes" in k:
+        overview.kpis.append(("micro-moments", f"{k['episodes']:,}"))
+    out = [overview]
+
+    mix = Section("moments", "Moment mix", intro="Which kinds of intent people show, and how often each ends in a purchase.")
+    if d.moment_mix is not None and not d.moment_mix.empty:
+        fig, mix.notes = charts.moment_mix(d.moment_mix)
+        mix.figure = _figure_html(fig, "chart-moments")
+    else:
+        mix.note = NO_MOMENTS
+    out.append(mix)
+
+    jm = Section("journey", "Journey map", intro=(
+        "Each cell is a kind of micro-moment at a stage of the journey: <b>awareness</b> (first look), "
+        "<b>consideration</b> (comparing), <b>decision</b> (cart, checkout, purchase) and <b>post-purchase</b> "
+        "(how-to and support after buying). Colour shows how often it ends in a purchase."))
+    if d.journey_map is not None and not d.journey_map.empty:
+        fig, jm.notes = charts.journey_matrix(d.journey_map)
+        jm.figure = _figure_html(fig, "chart-journey")
+    elif d.session_stages is not None and not d.session_stages.empty:
+        jm.note = NO_MOMENTS.replace("this section is empty", "this map shows sessions by stage only")
+        fig, jm.notes = charts.stage_bars(d.session_stages)
+        jm.figure = _figure_html(fig, "chart-journey")
+    out.append(jm)
+
+    flows = Section("paths", "Paths people take", intro=(
+        "How people move from one micro-moment to the next (repeats merged), and whether they end up buying. "
+        "Read left to right; the thicker the band, the more people."))
+    if d.links is not None and not d.links.empty:
+        fig, flows.notes = charts.sankey(d.links, d.paths)
+        flows.figure = _figure_html(fig, "chart-sankey")
+        if d.paths is not None and not d.paths.empty:
+            flows.table = _table(d.paths, {"path": "path", "people": "people", "conversion_rate": "bought"})
+    else:
+        flows.note = "Not enough data to draw paths yet."
+    out.append(flows)
+
+    fun = Section("funnels", "Funnel", intro=(
+        "People who did each step in order within 7 days of the first one (each person counted once)."))
+    if d.funnel is not None and not d.funnel.empty:
+        fig, fun.notes = charts.funnel_chart(d.funnel)
+        fun.figure = _figure_html(fig, "chart-funnel")
+        for name, frame, label in (("channel", d.funnel_by_channel, "channel"), ("moment", d.funnel_by_moment, "moment type")):
+            if frame is not None and frame.breakdown.nunique() > 1:
+                bfig, bnotes = charts.breakdown_chart(frame, label)
+                fun.figure += f"<h3>By {label} of the first step</h3>" + _figure_html(bfig, f"chart-funnel-{name}")
+                fun.notes += bnotes
+    else:
+        fun.note = "No recognisable funnel events (such as Product Viewed → Product Added → Order Completed) were found."
+    out.append(fun)
+
+    hm = Section("peaks", "Peak times", intro=(
+        "When each kind of micro-moment happens, by weekday and hour in the person's own time zone "
+        "(UTC when unknown). Use it to time campaigns and staffing."))
+    if d.heatmap is not None and not d.heatmap.empty:
+        fig, hm.notes = charts.heatmap_chart(d.heatmap)
+        hm.figure = _figure_html(fig, "chart-heatmap")
+        if not d.has_moments:
+            hm.note = "Moments are not classified yet: this shows all activity."
+    out.append(hm)
+
+    faq = Section("faq", "Questions people ask", intro=(
+        "Searches phrased as questions or long, specific searches, grouped into themes. "
+        "<span class='flag-gap'>Red</span> marks a <b>content gap</b>: asked often, rarely followed by a purchase."))
+    if d.faq is not None and not d.faq.empty:
+        fig, faq.notes = charts.faq_chart(d.faq)
+        faq.figure = _figure_html(fig, "chart-faq")
+        faq.table = _table(d.faq.head(15), {"label": "theme", "example": "example question", "searches": "searches",
+                                            "conversion_rate": "convert", "content_gap": ""})
+    else:
+        faq.note = "No question-like or long-tail searches in the data (the events carry no search queries)."
+    out.append(faq)
+
+    tp = Section("touchpoints", "Pages that peak or falter", intro=(
+        "For the most visited pages: how often a session that sees the page goes on to buy, and how often people leave "
+        "from it. <span class='flag-peak'>Green</span> and <span class='flag-gap'>red</span> bars differ from the "
+        "other pages by more than chance (two-proportion z-test, false discovery rate 5%)."))
+    if d.touchpoints is not None and not d.touchpoints.empty:
+        fig, tp.notes = charts.touchpoint_chart(d.touchpoints)
+        tp.figure = _figure_html(fig, "chart-touchpoints")
+        flagged = d.touchpoints[d.touchpoints.flag != ""].head(10)
+        if not flagged.empty:
+            tp.table = _table(flagged, {"touchpoint": "page", "flag": "verdict", "why": "why", "sessions": "sessions"},
+                              flag="flag")
+    else:
+        tp.note = "The events carry no page paths."
+    out.append(tp)
+    return out
+
+
+def render(data: ReportData, title: str = "Micro-moments report") -> str:
+    import plotly
+    from plotly.offline import get_plotlyjs
+
+    import micromoments
+
+    env = Environment(loader=FileSystemLoader(str(Path(__file__).parent)), autoescape=select_autoescape(["j2", "html"]))
+    template = env.get_template("report.html.j2")
+    subtitle = "Where people want to know, go, do and buy — and what happens next."
+    return template.render(
+        title=title, subtitle=subtitle, sections=_sections(data), plotly_js=get_plotlyjs(),
+        version=f"{micromoments.__version__} (plotly {plotly.__version__})",
+        generated=dt.datetime.now().strftime("%d %b %Y %H:%M"),
+    )
+
+
+def build_report(store: Any, output_path: str | Path, config: Any | None = None) -> Path:
+    """Write the HTML report for `store` to `output_path` and return the path.
+
+    >>> # from micromoments.store import Store; build_report(Store("micromoments.duckdb"), "report.html")
+    """
+    output = Path(output_path)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render(collect(store, config)), encoding="utf-8")
+    return output

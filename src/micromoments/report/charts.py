@@ -1,0 +1,232 @@
+"""Plotly figures and the plain-words takeaways under them. Pure: frames in, figures/text out."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from micromoments.journey.heatmap import WEEKDAYS
+from micromoments.journey.stages import STAGES
+
+MOMENT_NAMES = {"know": "I want to know", "go": "I want to go", "do": "I want to do", "buy": "I want to buy"}
+COLORS = {"know": "#4C78A8", "go": "#F58518", "do": "#54A24B", "buy": "#E45756"}
+LAYOUT = dict(template="plotly_white", margin=dict(l=40, r=20, t=30, b=40), height=380,
+              font=dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=13))
+
+
+def moment_name(m: str) -> str:
+    return MOMENT_NAMES.get(m, m)
+
+
+def pct(x: float) -> str:
+    return f"{x:.0%}" if x >= 0.01 or x == 0 else f"{x:.1%}"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or pd.isna(seconds):
+        return "—"
+    s = float(seconds)
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    if s < 2 * 86400:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} days"
+
+
+def moment_mix(mix: pd.DataFrame) -> tuple[go.Figure, list[str]]:
+    mix = mix.sort_values("episodes", ascending=True)
+    fig = go.Figure(go.Bar(
+        x=mix.episodes, y=[moment_name(m) for m in mix.moment], orientation="h",
+        marker_color=[COLORS.get(m, "#9D755D") for m in mix.moment],
+        text=[f"{n:,} moments · {pct(r)} convert" for n, r in zip(mix.episodes, mix.conversion_rate)],
+        textposition="auto", hovertemplate="%{y}: %{x:,} moments<extra></extra>",
+    ))
+    fig.update_layout(**LAYOUT, xaxis_title="micro-moments (episodes)")
+    total = mix.episodes.sum()
+    top = mix.sort_values("episodes").iloc[-1]
+    best = mix.sort_values("conversion_rate").iloc[-1]
+    notes = [f"<b>{moment_name(top.moment)}</b> moments are the most common: {pct(top.episodes / total)} of all {total:,}."]
+    if best.moment != top.moment or len(mix) == 1:
+        notes.append(f"<b>{moment_name(best.moment)}</b> moments convert best: {pct(best.conversion_rate)} end in a purchase.")
+    worst = mix.sort_values("abandoned").iloc[-1]
+    notes.append(f"{pct(worst.abandoned)} of <b>{moment_name(worst.moment)}</b> moments are the last thing people do in the "
+                 "session: a place to follow up.")
+    return fig, notes
+
+
+def journey_matrix(jm: pd.DataFrame) -> tuple[go.Figure, list[str]]:
+    stages = [s for s in STAGES if s in set(jm.stage)] + sorted(set(jm.stage) - set(STAGES))
+    moments = [m for m in ("know", "go", "do", "buy") if m in set(jm.moment)] + sorted(set(jm.moment) - set(COLORS))
+    grid = jm.set_index(["stage", "moment"])
+    z, text = [], []
+    for st in stages:
+        zr, tr = [], []
+        for m in moments:
+            if (st, m) in grid.index:
+                r = grid.loc[(st, m)]
+                zr.append(float(r.conversion_rate))
+                tr.append(f"{int(r.episodes):,}<br>{pct(r.conversion_rate)} conv.<br>next stage {duration(r.median_s_to_next_stage)}")
+            else:
+                zr.append(None)
+                tr.append("")
+        z.append(zr)
+        text.append(tr)
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[moment_name(m) for m in moments], y=stages, text=text, texttemplate="%{text}",
+        colorscale="Blues", colorbar=dict(title="conversion", tickformat=".0%"), hoverinfo="text",
+    ))
+    fig.update_layout(**{**LAYOUT, "height": 420}, yaxis=dict(autorange="reversed"))
+    top = jm.sort_values("episodes").iloc[-1]
+    notes = [f"The busiest cell is <b>{moment_name(top.moment)}</b> in <b>{top.stage}</b> ({int(top.episodes):,} moments)."]
+    sizable = jm[jm.episodes >= max(5, jm.episodes.sum() * 0.02)]
+    if not sizable.empty:
+        best = sizable.sort_values("conversion_rate").iloc[-1]
+        notes.append(f"<b>{moment_name(best.moment)}</b> moments in <b>{best.stage}</b> convert best ({pct(best.conversion_rate)}).")
+        moving = sizable.dropna(subset=["median_s_to_next_stage"])
+        if not moving.empty:
+            slow = moving.sort_values("median_s_to_next_stage").iloc[-1]
+            notes.append(f"People are slowest to move on after <b>{moment_name(slow.moment)}</b> in <b>{slow.stage}</b>: "
+                         f"a median of {duration(slow.median_s_to_next_stage)} before the next stage.")
+    return fig, notes
+
+
+def stage_bars(stages: pd.DataFrame) -> tuple[go.Figure, list[str]]:
+    order = {s: i for i, s in enumerate(STAGES)}
+    stages = stages.sort_values("stage", key=lambda c: c.map(lambda s: order.get(s, 9)))
+    fig = go.Figure(go.Bar(x=stages.stage, y=stages.sessions, marker_color="#4C78A8",
+                           text=[f"{pct(r)} convert" for r in stages.conversion_rate], textposition="auto"))
+    fig.update_layout(**LAYOUT, yaxis_title="sessions")
+    top = stages.sort_values("sessions").iloc[-1]
+    return fig, [f"Most sessions are in <b>{top.stage}</b> ({int(top.sessions):,})."]
+
+
+def sankey(links: pd.DataFrame, paths: pd.DataFrame | None) -> tuple[go.Figure, list[str]]:
+    nodes = sorted(set(links.source) | set(links.target),
+                   key=lambda n: (n in ("purchase", "no purchase", "more steps"), n))
+    index = {n: i for i, n in enumerate(nodes)}
+
+    def color(n: str) -> str:
+        base = n.split(". ", 1)[-1]
+        return {"purchase": "#2CA02C", "no purchase": "#BBBBBB"}.get(base, COLORS.get(base, "#9D755D"))
+
+    fig = go.Figure(go.Sankey(
+        arrangement="snap",
+        node=dict(label=[n.split(". ", 1)[0] + ". " + moment_name(n.split(". ", 1)[1]) if ". " in n else n for n in nodes],
+                  color=[color(n) for n in nodes], pad=14, thickness=16),
+        link=dict(source=[index[s] for s in links.source], target=[index[t] for t in links.target],
+                  value=links.people.tolist(), color="rgba(120,120,120,0.25)"),
+    ))
+    fig.update_layout(**{**LAYOUT, "height": 460})
+    notes = []
+    if paths is not None and not paths.empty:
+        top = paths.iloc[0]
+        notes.append(f"The most common path is <b>{top.path}</b> ({int(top.people):,} people, {pct(top.conversion_rate)} bought).")
+        sizable = paths[paths.people >= max(3, paths.people.max() * 0.1)]
+        if len(sizable) > 1:
+            best = sizable.sort_values("conversion_rate").iloc[-1]
+            notes.append(f"Of the common paths, <b>{best.path}</b> converts best ({pct(best.conversion_rate)}).")
+    return fig, notes
+
+
+def funnel_chart(fun: pd.DataFrame) -> tuple[go.Figure, list[str]]:
+    fun = fun.sort_values("step")
+    fig = go.Figure(go.Funnel(y=fun.step_name, x=fun.people, textinfo="value+percent initial",
+                              marker_color="#4C78A8"))
+    fig.update_layout(**LAYOUT)
+    notes = []
+    if len(fun) >= 2 and fun.people.iloc[0] > 0:
+        drops = fun.iloc[:-1].assign(rate=1 - fun.conversion_from_previous.shift(-1).iloc[:-1])
+        worst = drops.sort_values("rate").iloc[-1]
+        nxt = fun[fun.step == worst.step + 1].iloc[0]
+        notes.append(f"The biggest leak is from <b>{worst.step_name}</b> to <b>{nxt.step_name}</b>: "
+                     f"{pct(worst.rate)} of people stop there.")
+        last = fun.iloc[-1]
+        notes.append(f"{pct(last.conversion_from_start)} of people who start make it to <b>{last.step_name}</b>, "
+                     f"in a median of {duration(last.median_s_from_start)}.")
+    return fig, notes
+
+
+def breakdown_chart(fun: pd.DataFrame, label: str, top: int = 6) -> tuple[go.Figure, list[str]]:
+    starts = fun[fun.step == 1].sort_values("people", ascending=False).head(top)
+    keep = starts.breakdown.tolist()
+    last = fun.step.max()
+    fig = go.Figure()
+    for step, grp in fun[fun.breakdown.isin(keep)].groupby("step"):
+        grp = grp.set_index("breakdown").reindex(keep)
+        fig.add_trace(go.Bar(name=str(grp.step_name.iloc[0]), x=[moment_name(k) for k in keep], y=grp.people))
+    fig.update_layout(**LAYOUT, barmode="group", yaxis_title="people", legend=dict(orientation="h", y=1.12))
+    ends = fun[(fun.step == last) & fun.breakdown.isin(keep)]
+    notes = []
+    starts_n = starts.set_index("breakdown").people
+    ends = ends.assign(start=ends.breakdown.map(starts_n)).query("start >= 5")
+    if len(ends) >= 2:
+        best, worst = ends.sort_values("conversion_from_start").iloc[-1], ends.sort_values("conversion_from_start").iloc[0]
+        notes.append(f"By {label}: <b>{moment_name(best.breakdown)}</b> converts best ({pct(best.conversion_from_start)}), "
+                     f"<b>{moment_name(worst.breakdown)}</b> worst ({pct(worst.conversion_from_start)}).")
+    return fig, notes
+
+
+def heatmap_chart(hm: pd.DataFrame) -> tuple[go.Figure, list[str]]:
+    moments = hm.groupby("moment").events.sum().sort_values(ascending=False).index.tolist()
+    fig = go.Figure()
+    notes = []
+    for i, m in enumerate(moments):
+        sub = hm[hm.moment == m]
+        grid = sub.pivot_table(index="weekday", columns="hour", values="events", aggfunc="sum").reindex(
+            index=range(7), columns=range(24)).fillna(0)
+        fig.add_trace(go.Heatmap(z=grid.values, x=[f"{h:02d}h" for h in range(24)], y=list(WEEKDAYS),
+                                 colorscale="YlOrRd", visible=(i == 0), name=moment_name(m),
+                                 hovertemplate="%{y} %{x}: %{z} events<extra></extra>"))
+        peak = sub.sort_values("events").iloc[-1]
+        if i < 4:
+            notes.append(f"<b>{moment_name(m)}</b> peaks on <b>{WEEKDAYS[int(peak.weekday)]}s around "
+                         f"{int(peak.hour):02d}:00</b> local time.")
+    buttons = [dict(label=moment_name(m), method="update",
+                    args=[{"visible": [j == i for j in range(len(moments))]}]) for i, m in enumerate(moments)]
+    fig.update_layout(**{**LAYOUT, "height": 360}, yaxis=dict(autorange="reversed"),
+                      updatemenus=[dict(buttons=buttons, direction="right", type="buttons", x=0, y=1.18,
+                                        xanchor="left")] if len(moments) > 1 else [])
+    return fig, notes
+
+
+def faq_chart(faq: pd.DataFrame, top: int = 12) -> tuple[go.Figure, list[str]]:
+    faq = faq.head(top).iloc[::-1]
+    fig = go.Figure(go.Bar(
+        x=faq.searches, y=[f"{e[:48]}" for e in faq.example], orientation="h",
+        marker_color=["#E45756" if g else "#4C78A8" for g in faq.content_gap],
+        text=[f"{pct(r)} convert" + (" · content gap" if g else "") for r, g in zip(faq.conversion_rate, faq.content_gap)],
+        textposition="auto", customdata=faq.label, hovertemplate="%{customdata}: %{x} searches<extra></extra>",
+    ))
+    fig.update_layout(**{**LAYOUT, "height": max(300, 40 * len(faq) + 80)}, xaxis_title="searches")
+    gaps = faq[faq.content_gap]
+    notes = [f"{len(faq)} question themes; the biggest is <b>“{faq.iloc[-1].example}”</b> ({int(faq.iloc[-1].searches):,} searches)."]
+    if not gaps.empty:
+        g = gaps.sort_values("searches").iloc[-1]
+        notes.append(f"<b>Content gap:</b> people often ask <b>“{g.example}”</b> but only {pct(g.conversion_rate)} of them go on "
+                     "to buy. A clear answer page is the obvious next piece of content.")
+    else:
+        notes.append("No theme stands out as a content gap: frequent questions convert about as well as other searches.")
+    return fig, notes
+
+
+def touchpoint_chart(tp: pd.DataFrame, top: int = 15) -> tuple[go.Figure, list[str]]:
+    tp = tp.sort_values("sessions", ascending=False).head(top).iloc[::-1]
+    colors = {"peak": "#2CA02C", "falters": "#E45756", "": "#9DB4CC"}
+    fig = go.Figure(go.Bar(
+        x=tp.conversion_rate, y=tp.touchpoint, orientation="h", marker_color=[colors.get(f, "#9DB4CC") for f in tp.flag],
+        text=[f"{int(n):,} sessions · {pct(e)} exit" for n, e in zip(tp.sessions, tp.exit_rate)], textposition="auto",
+        hovertemplate="%{y}: %{x:.0%} of sessions convert<extra></extra>",
+    ))
+    fig.update_layout(**{**LAYOUT, "height": max(300, 32 * len(tp) + 80)}, xaxis=dict(tickformat=".0%", title="sessions that convert"))
+    notes = []
+    for flag, word in (("peak", "lift"), ("falters", "lose")):
+        f = tp[tp.flag == flag]
+        if not f.empty:
+            r = f.sort_values("sessions").iloc[-1]
+            notes.append(f"<b>{r.touchpoint}</b> {'peaks' if flag == 'peak' else 'falters'}: {r.why} "
+                         f"(significant after correcting for {len(tp)} pages tested).")
+    if not notes:
+        notes.append("No page converts or loses people significantly differently from the rest.")
+    return fig, notes
