@@ -11,7 +11,7 @@ OUT ?= out
 $(BIN)/micromoments: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,spark,browser,live]"
+	$(BIN)/pip install --quiet -e ".[test,spark,browser]"
 	touch $@
 
 dev: $(BIN)/micromoments

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from micromoments.errors import InputError
 
-BLOCK_BYTES = 32 * 1024 * 1024
+BLOCK_BYTES = 134217728
 
 
 @dataclass

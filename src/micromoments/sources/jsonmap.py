@@ -105,10 +105,13 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def mapping_sql(spec: dict[str, Pick], source_relation: str) -> str:
+def mapping_sql(spec: dict[str, Pick], source_relation: str, *, keep_raw: bool = True) -> str:
     """SELECT over `source_relation(line_no, raw, j)` producing MAPPED_COLUMNS.
 
-    `j` is the JSON text of one event; `raw` is what the quarantine keeps.
+    `j` is the JSON text of one event; `raw` is what the quarantine keeps. With
+    `keep_raw=False` the raw text is left out (NULL) and the caller finds it again by
+    `line_no` for the few rows it quarantines: carrying every raw line through the
+    pipeline costs more than the rest of the mapping.
     """
     wanted: list[str] = []
     for pick in spec.values():
@@ -156,15 +159,17 @@ def mapping_sql(spec: dict[str, Pick], source_relation: str) -> str:
         else:  # time
             exprs[column] = "coalesce(" + ", ".join(epoch_or_iso_sql(v) for v in values) + ", NULL)"
 
+    # No id sent: the document's hash is its id, so re-ingesting it is still harmless.
+    exprs["message_id"] = f"coalesce({exprs.get('message_id', 'NULL')}, 'h:' || md5(j))"
     type_error = "CASE " + " ".join(checks) + " END" if checks else "NULL"
     select = ",\n      ".join(f"{expr} AS {col}" for col, expr in exprs.items())
     missing = [c for c in MAPPED_COLUMNS if c not in exprs and c not in ("line_no", "raw", "type_error", "doc_error")]
     nulls = "".join(f",\n      {typed_null(c)} AS {c}" for c in missing)
     inner = ", ".join(f"{sql} AS {names[path]}" for path, sql in leaves.items())
     return f"""
-    SELECT line_no, raw, doc_error, {type_error} AS type_error,
+    SELECT line_no, {"raw" if keep_raw else "CAST(NULL AS VARCHAR) AS raw"}, doc_error, {type_error} AS type_error,
       {select}{nulls}
-    FROM (SELECT line_no, raw, {inner},
+    FROM (SELECT line_no, raw, j, {inner},
             CASE WHEN d IS NULL THEN 'not valid JSON'
                  WHEN NOT starts_with(ltrim(j), '{{') THEN 'expected a JSON object, got '
                       || CASE WHEN starts_with(ltrim(j), '[') THEN 'array' ELSE 'a value' END

@@ -74,6 +74,7 @@ class _Loader:
         self.source = result.source
         self.now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         self.max_future_hours = config.ingest.max_future_skew_hours
+        self.raw_by_line = False  # True: `_staged.raw` is NULL and `_chunk` holds the lines
 
     def quarantine_rows(self, rows: list[tuple[int, str | None, str, str]]) -> None:
         """Quarantine rows rejected before mapping: (line, field, reason, raw)."""
@@ -114,9 +115,11 @@ class _Loader:
         try:
             self.quarantine_rows(early_rejects)
             if bad:
+                raw = ("coalesce(s.raw, (SELECT c.raw FROM _chunk c WHERE c.line_no = s.line_no))"
+                       if self.raw_by_line else "s.raw")
                 con.execute(
-                    "INSERT INTO quarantine SELECT source, line_no, _field, _reason, raw, ? "
-                    "FROM _staged WHERE _reason IS NOT NULL",
+                    f"INSERT INTO quarantine SELECT s.source, s.line_no, s._field, s._reason, {raw}, ? "
+                    "FROM _staged s WHERE s._reason IS NOT NULL",
                     [self.now],
                 )
             inserted = con.execute(
@@ -160,11 +163,15 @@ class _Loader:
             con.unregister("_arrow_chunk")
         docs = "SELECT line_no, raw, raw AS j FROM _chunk WHERE trim(raw) <> ''"
         # Batch envelopes are rare in files: only pay for unwrapping when one is there.
-        if fmt == "segment" and con.execute(
-                "SELECT count(*) FROM _chunk WHERE contains(raw, '\"batch\"')").fetchone()[0]:
+        batches = fmt == "segment" and con.execute(
+            "SELECT count(*) FROM _chunk WHERE contains(raw, '\"batch\"')").fetchone()[0] > 0
+        if batches:
             docs = _unwrap_segment_batches()
-        self.stage(mapping_sql(json_spec(fmt), f"({docs})"))
+        # One line, one event: quarantined lines are looked up again by number.
+        self.raw_by_line = not batches
+        self.stage(mapping_sql(json_spec(fmt), f"({docs})", keep_raw=batches))
         self.commit_staged(early_rejects)
+        self.raw_by_line = False
 
     def load_rows(self, table: pa.Table, mapped_sql: str, early_rejects: list[tuple[int, str | None, str, str]]) -> None:
         """`table(line_no, <columns>)` from a CSV/Parquet chunk; `mapped_sql` reads `_chunk`."""

@@ -1,0 +1,104 @@
+"""Ingest throughput vs DuckDB's own bare load of the same file, measured in one run.
+
+    python benchmarks/ingest.py --events 5000000 [--workdir bench-data]
+
+Generates demo events (Segment JSONL), writes a flat Parquet copy, then for each file
+times (in separate processes, so peak memory is each one's own):
+  baseline: CREATE TABLE t AS SELECT * FROM read_json(file) / read_parquet(file)
+  ours:     micromoments ingest (validation, quarantine, dedup, stitching, profiles)
+and prints events/s, the ratio ours/baseline, and each process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BASELINE = """
+import duckdb, sys, time
+con = duckdb.connect(sys.argv[2])
+t = time.perf_counter()
+reader = "read_parquet" if sys.argv[1].endswith(".parquet") else "read_json"
+con.execute(f"CREATE TABLE t AS SELECT * FROM {reader}('{sys.argv[1]}')")
+n = con.execute("SELECT count(*) FROM t").fetchone()[0]
+import resource
+print(n, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+OURS = """
+import sys, time
+from micromoments.store import Store
+from micromoments.store.ingest import ingest_file
+store = Store(sys.argv[2])
+t = time.perf_counter()
+result = ingest_file(store, sys.argv[1])
+import resource
+print(result.loaded, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def run(code: str, *args: str) -> tuple[int, float, int]:
+    """Run `code` in a fresh interpreter: (events, seconds, its own peak RSS in MB)."""
+    out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True)
+    n, seconds, peak_mb = out.stdout.split()
+    return int(n), float(seconds), int(peak_mb)
+
+
+def fresh(path: Path) -> str:
+    for suffix in ("", ".wal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return str(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=5_000_000, help="about how many events to generate")
+    parser.add_argument("--workdir", type=Path, default=Path("bench-data"))
+    args = parser.parse_args()
+    work = args.workdir
+    work.mkdir(parents=True, exist_ok=True)
+
+    jsonl = work / "data" / "events.jsonl"
+    marker = work / "data" / "events.count"
+    if not (marker.exists() and int(marker.read_text()) >= args.events * 0.95):
+        from micromoments.demo import generate
+
+        users = max(100, args.events // 53)  # the generator makes ~53 events per person per 30 days
+        t = time.perf_counter()
+        paths = generate(work / "data", users=users, days=30, seed=1, workers=2)
+        marker.write_text(str(paths.n_events))
+        print(f"generated {paths.n_events:,} events in {time.perf_counter() - t:.0f} s")
+    parquet = work / "data" / "events.parquet"
+    if not parquet.exists():
+        import duckdb
+
+        duckdb.connect().execute(f"""COPY (
+            SELECT messageId, anonymousId, userId, previousId, type, event, timestamp,
+                   properties.query AS query, context.page.url AS page_url, context.page.title AS page_title,
+                   channel, context.timezone AS timezone, properties.revenue AS revenue
+            FROM read_json('{jsonl}')) TO '{parquet}' (FORMAT parquet)""")
+
+    size_gb = jsonl.stat().st_size / 1e9
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"JSONL {size_gb:.2f} GB, Parquet {parquet.stat().st_size / 1e9:.2f} GB")
+    rows = []
+    for label, file in (("JSONL", jsonl), ("Parquet", parquet)):
+        n_base, t_base, mem_base = run(BASELINE, str(file), fresh(work / "baseline.duckdb"))
+        n_ours, t_ours, mem_ours = run(OURS, str(file), fresh(work / "ours.duckdb"))
+        row = {
+            "format": label, "events": n_ours, "baseline_s": round(t_base, 1), "ours_s": round(t_ours, 1),
+            "baseline_events_per_s": round(n_base / t_base), "ours_events_per_s": round(n_ours / t_ours),
+            "ratio": round(t_ours / t_base, 2), "baseline_peak_mb": mem_base, "ours_peak_mb": mem_ours,
+        }
+        rows.append(row)
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()

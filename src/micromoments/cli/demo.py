@@ -1,0 +1,59 @@
+"""`micromoments demo`: the whole main job on generated data, ending with a report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from micromoments.cli._app import CONFIG_OPTION, app, console, friendly_errors
+
+
+@app.command()
+@friendly_errors
+def demo(
+    users: int = typer.Option(2000, help="People to simulate."),
+    days: int = typer.Option(30, help="Days of activity."),
+    out: Path = typer.Option(Path("out"), help="Folder for the data, the store and the report."),
+    seed: int = typer.Option(42, help="Random seed (same seed, same data)."),
+    config_path: Optional[Path] = CONFIG_OPTION,
+) -> None:
+    """Generate demo data, ingest it, classify every interaction, and write the HTML report."""
+    from micromoments.cli.ingest import byte_progress
+    from micromoments.config import load_config
+    from micromoments.demo import generate
+    from micromoments.intent import classify_store
+    from micromoments.report import build_report
+    from micromoments.store import Store
+    from micromoments.store.ingest import ingest_file
+
+    cfg = load_config(config_path)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+
+    with console.status("[bold]1/4 generating demo data…"):
+        paths = generate(out / "data", users=users, days=days, seed=seed)
+    console.print(f"1/4 generated {paths.n_events:,} events for {users:,} people over {days} days → {paths.events}")
+
+    db = out / "micromoments.duckdb"
+    for suffix in ("", ".wal"):  # a demo starts from a clean store
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    store = Store(db)
+    with byte_progress() as bar:
+        task = bar.add_task("2/4 ingesting", total=None)
+        result = ingest_file(store, paths.events, config=cfg,
+                             on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+    console.print(f"2/4 ingested: {result.summary()}; {store.count('identities'):,} ids stitched into people")
+
+    with console.status("[bold]3/4 classifying interactions into micro-moments…"):
+        stats = classify_store(store, cfg)
+    console.print(f"3/4 classified: {stats}")
+
+    with console.status("[bold]4/4 building the journey analytics and the report…"):
+        report = build_report(store, out / "report.html", cfg)
+    store.close()
+    console.print(f"4/4 report written in {time.perf_counter() - started:.0f} s in all")
+    console.print(f"[bold green]store:[/]  {db}")
+    console.print(f"[bold green]report:[/] {report.resolve()}")
