@@ -23,6 +23,7 @@ from pathlib import Path
 BASELINE = """
 import duckdb, sys, time
 con = duckdb.connect(sys.argv[2])
+con.execute("SET enable_progress_bar = false")
 t = time.perf_counter()
 reader = "read_parquet" if sys.argv[1].endswith(".parquet") else "read_json"
 con.execute(f"CREATE TABLE t AS SELECT * FROM {reader}('{sys.argv[1]}')")
@@ -46,7 +47,7 @@ print(result.loaded, time.perf_counter() - t, resource.getrusage(resource.RUSAGE
 def run(code: str, *args: str) -> tuple[int, float, int]:
     """Run `code` in a fresh interpreter: (events, seconds, its own peak RSS in MB)."""
     out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True)
-    n, seconds, peak_mb = out.stdout.split()
+    n, seconds, peak_mb = out.stdout.strip().splitlines()[-1].split()
     return int(n), float(seconds), int(peak_mb)
 
 

@@ -237,6 +237,21 @@ def ingest_file(
             on_progress(done, total)
 
     con = store.duck
+    previous_limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    con.execute(f"SET memory_limit = '{config.ingest.memory_limit}'")
+    try:
+        _ingest_chunks(store, loader, path, fmt, mapping, config, progress)
+    finally:
+        con.execute(f"SET memory_limit = '{previous_limit}'")
+    result.restitched = rebuild_identities(con)
+    rebuild_profiles(store)
+    return result
+
+
+def _ingest_chunks(store: Store, loader: _Loader, path: Path, fmt: str,
+                   mapping: str | dict[str, str] | None, config: Config,
+                   progress: Callable[[int], None]) -> None:
+    con = store.duck
     if fmt in ("csv", "tsv", "parquet"):
         explicit = parse_mapping(mapping) if isinstance(mapping, str) or mapping is None else dict(mapping)
         columns = tabular_columns(path, fmt, "\t" if fmt == "tsv" else ",")
@@ -252,9 +267,6 @@ def ingest_file(
     else:
         for table, bad in _json_tables(path, progress):
             loader.load_json_documents(table, fmt, [(line, None, "not valid UTF-8", raw) for line, raw in bad])
-    result.restitched = rebuild_identities(con)
-    rebuild_profiles(store)
-    return result
 
 
 def _json_tables(path: Path, progress: Callable[[int], None]):
