@@ -75,12 +75,62 @@ PROFILES_COLUMNS: dict[str, str] = {
     "events": "BIGINT",
 }
 
+# --- Activation logs (written by the live path, read by measure/). One row per decision made
+# by /v1/decide or a playbook; an exposure when content was actually shown or delivered;
+# an outcome for a click or conversion attributed back to a decision.
+DECISIONS_COLUMNS: dict[str, str] = {
+    "decision_id": "VARCHAR",     # unique
+    "ts": "TIMESTAMP",
+    "person_id": "VARCHAR",
+    "playbook": "VARCHAR",        # NULL when no playbook matched
+    "content_id": "VARCHAR",      # NULL when nothing was chosen
+    "channel": "VARCHAR",         # web / app / email / push / webhook
+    "moment": "VARCHAR",
+    "stage": "VARCHAR",
+    "persona": "VARCHAR",
+    "experiment": "VARCHAR",
+    "variant": "VARCHAR",
+    "propensity": "DOUBLE",       # probability the policy chose this content (for OPE)
+    "status": "VARCHAR",          # chosen / capped / quiet_hours / no_consent / no_match / ...
+    "context": "VARCHAR",         # JSON text
+}
+
+EXPOSURES_COLUMNS: dict[str, str] = {
+    "exposure_id": "VARCHAR",
+    "decision_id": "VARCHAR",
+    "ts": "TIMESTAMP",
+    "person_id": "VARCHAR",
+    "content_id": "VARCHAR",
+    "channel": "VARCHAR",
+    "delivery_status": "VARCHAR",  # delivered / failed / dead_letter
+}
+
+OUTCOMES_COLUMNS: dict[str, str] = {
+    "outcome_id": "VARCHAR",
+    "decision_id": "VARCHAR",      # NULL when not attributable to a decision
+    "ts": "TIMESTAMP",
+    "person_id": "VARCHAR",
+    "kind": "VARCHAR",             # click / conversion
+    "revenue": "DOUBLE",
+}
+
+ASSIGNMENTS_COLUMNS: dict[str, str] = {
+    "experiment": "VARCHAR",
+    "person_id": "VARCHAR",
+    "variant": "VARCHAR",
+    "ts": "TIMESTAMP",             # first exposure to the experiment
+}
+
 TABLES: dict[str, dict[str, str]] = {
     "events": EVENTS_COLUMNS,
     "quarantine": QUARANTINE_COLUMNS,
     "identities": IDENTITIES_COLUMNS,
     "identity_links": IDENTITY_LINKS_COLUMNS,
     "profiles": PROFILES_COLUMNS,
+    "decisions": DECISIONS_COLUMNS,
+    "exposures": EXPOSURES_COLUMNS,
+    "outcomes": OUTCOMES_COLUMNS,
+    "assignments": ASSIGNMENTS_COLUMNS,
 }
 
 
