@@ -127,6 +127,31 @@ def touchpoints_cmd(kind: str = typer.Option("page", help="page, content or chan
     _show(frame[cols], "touchpoints", limit, output)
 
 
+@app.command("episode-agreement")
+@friendly_errors
+def episode_agreement_cmd(
+    truth: Path = typer.Option(..., "--truth", help="Ground truth per event: messageId, episode_id, episode_moment "
+                                                    "(the demo's data/truth_events.csv)."),
+    db: Optional[Path] = DB_OPTION, config_path: Optional[Path] = CONFIG_OPTION,
+) -> None:
+    """Score the detected moment episodes against labelled episodes (type agreement, boundary ARI)."""
+    import pandas as pd
+
+    from micromoments.errors import InputError
+    from micromoments.journey.agreement import detected_membership, score_episodes
+
+    if not truth.exists():
+        raise InputError("file not found", where=str(truth), hint="pass the truth_events.csv the demo wrote")
+    store, j, cfg = _journey(db, config_path)
+    detected = store.ibis.execute(detected_membership(j.sessionized, j.episodes, cfg.journey.episode_gap_minutes))
+    result = score_episodes(detected, pd.read_csv(truth, dtype=str))
+    console.print(f"events compared: {result.events_compared:,} in {result.true_episodes:,} true episodes")
+    console.print(f"episode type agreement (majority per true episode): {result.episode_type_agreement:.1%}")
+    console.print(f"event type agreement: {result.event_type_agreement:.1%}  "
+                  + "  ".join(f"{k} {v:.1%}" for k, v in result.by_moment.items()))
+    console.print(f"boundary agreement (adjusted Rand index): {result.boundary_ari:.3f}")
+
+
 @app.command("keywords")
 @friendly_errors
 def keywords_cmd(

@@ -83,7 +83,9 @@ DEFAULT_RULES: tuple[EventRule, ...] = tuple(
          "Project Plan Downloaded", "Calculator Used")
     + _r("buy", url=r"(?i)/(cart|basket|checkout|order-confirmation|payment)(/|\?|$)")
     + _r("go", url=r"(?i)/(store-?locator|stores?|locations?|find-a-store|directions)(/|\?|$)", go_type="local")
-    + _r("do", url=r"(?i)/(how-?to|tutorials?|guides?|diy|projects?|advice|ideas)(/|-|\?|$)", confidence=0.85)
+    # Only sections that are how-to by nature. Advice, blog and ideas pages may answer a
+    # question (know) or teach a task (do): their titles are classified instead.
+    + _r("do", url=r"(?i)/(how-?to|tutorials?|guides?|diy|projects?)(/|-|\?|$)", confidence=0.85)
 )
 
 

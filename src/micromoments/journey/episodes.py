@@ -41,21 +41,12 @@ def _activity(sessionized: ir.Table, vocab: EventVocabulary) -> ir.Table:
     )
 
 
-def episodes(
-    sessionized: ir.Table,
-    episode_gap_minutes: int = DEFAULT_EPISODE_GAP_MINUTES,
-    vocab: EventVocabulary | None = None,
-) -> ir.Table:
-    """One row per moment episode, from the output of `sessionize` (needs `moment`, `confidence`).
+def episode_events(sessionized: ir.Table, episode_gap_minutes: int = DEFAULT_EPISODE_GAP_MINUTES) -> ir.Table:
+    """The intent-bearing events of `sessionized`, each with the `episode_no` of its episode.
 
-    Columns: person_id, session_id, session_no, episode_no, episode_id, start, end, duration_s,
-    moment, confidence, interactions, trigger_query, channel, next_moment, converted, revenue,
-    product_views, cart_events, support_events, outcome (converted / next_moment / abandoned),
-    first_session, purchased_before.
-
-    >>> # see tests/test_journey_episodes.py for worked examples
+    This is the event-level view of `episodes`: join it on `message_id` to see which
+    episode an event fell in (scoring against ground truth does exactly that).
     """
-    vocab = vocab or EventVocabulary()
     s = sessionized
     intent = s.filter(s.moment.notnull() & ~s.moment.isin(list(NO_INTENT)))
     intent = intent.mutate(
@@ -72,7 +63,26 @@ def episodes(
     )
     intent = intent.mutate(_start=ibis.ifelse(start, 1, 0))
     cum = ibis.window(group_by=["person_id", "session_no"], order_by=["ts", "message_id"], rows=(None, 0))
-    intent = intent.mutate(episode_no=intent._start.sum().over(cum).cast("int64"))
+    return intent.mutate(episode_no=intent._start.sum().over(cum).cast("int64"))
+
+
+def episodes(
+    sessionized: ir.Table,
+    episode_gap_minutes: int = DEFAULT_EPISODE_GAP_MINUTES,
+    vocab: EventVocabulary | None = None,
+) -> ir.Table:
+    """One row per moment episode, from the output of `sessionize` (needs `moment`, `confidence`).
+
+    Columns: person_id, session_id, session_no, episode_no, episode_id, start, end, duration_s,
+    moment, confidence, interactions, trigger_query, channel, next_moment, converted, revenue,
+    product_views, cart_events, support_events, outcome (converted / next_moment / abandoned),
+    first_session, purchased_before.
+
+    >>> # see tests/test_journey_episodes.py for worked examples
+    """
+    vocab = vocab or EventVocabulary()
+    s = sessionized
+    intent = episode_events(s, episode_gap_minutes)
 
     keys = ["person_id", "session_id", "session_no", "episode_no"]
     base = intent.group_by(keys).aggregate(
