@@ -58,11 +58,100 @@ class IntentConfig:
 
 
 @dataclass
+class ActivationConfig:
+    """`[activation]`: playbooks, content catalog, stores and delivery (empty path = the shipped examples)."""
+
+    playbooks_dir: str = ""           # directory of *.yaml playbooks; "" = activation/examples/playbooks
+    catalog: str = ""                 # content catalog (.yaml/.yml/.csv); "" = activation/examples/catalog.yaml
+    stores_csv: str = ""              # stores (store_id,name,lat,lon,...); "" = the demo's 25 stores
+    default_timezone: str = "UTC"     # when an event carries no IANA timezone
+    quiet_hours: str = "21:00-08:00"  # local time; no push/email/webhook inside; "" = none
+    require_consent: bool = False     # True: contact only people who gave marketing consent
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_from: str = "micromoments@localhost"
+    smtp_starttls: bool = False
+    smtp_user: str = ""
+    smtp_password: str = ""
+    webhook_urls: dict[str, str] = field(default_factory=dict)  # name -> URL for `channel: webhook`
+    push_url: str = ""                # push gateway taking FCM/APNs-shaped JSON
+    webhook_secret: str = ""          # HMAC-SHA256 key for webhook and push bodies
+    delivery_attempts: int = 5
+    backoff_seconds: float = 0.5      # first retry delay; doubles each attempt
+    backoff_max_seconds: float = 30.0
+    attribution_hours: float = 168.0  # a conversion within this time is credited to the last decision
+
+
+@dataclass
+class ServerConfig:
+    """`[server]`: the collector and API of `micromoments serve`."""
+
+    host: str = "127.0.0.1"
+    port: int = 8787
+    write_keys: dict[str, str] = field(default_factory=dict)  # write key -> source name (Segment Basic auth)
+    admin_tokens: list[str] = field(default_factory=list)     # Bearer tokens for /admin
+    admin_users: dict[str, str] = field(default_factory=dict)  # web pages: name -> scrypt hash (`micromoments users add NAME`)
+    rate_limit_per_second: float = 2000.0  # requests per write key; bursts up to 2 s worth
+    max_batch_bytes: int = 500 * 1024      # per /v1/batch request (events: ingest.max_event_bytes)
+    wal_dir: str = "micromoments-wal"      # write-ahead log segments not yet in the store
+    fsync: bool = True                     # False only for throwaway dev servers
+    group_commit_ms: float = 0.0           # extra wait to gather more events per fsync
+    flush_interval_ms: int = 1000          # how often WAL segments move into the store
+    dedupe_window: int = 1_000_000         # messageIds remembered in memory for idempotency
+    bus: str = "inprocess"                 # or "redis://host:6379/0" (Redis Streams)
+
+
+@dataclass
+class ExperimentConfig:
+    """One `[[experiments]]` entry: an A/B test (see measure/experiments.py)."""
+
+    name: str = ""
+    hypothesis: str = ""
+    variants: list[str] = field(default_factory=lambda: ["control", "treatment"])
+    weights: list[float] = field(default_factory=list)   # [] = equal split
+    primary_metric: str = "conversion"                  # conversion / revenue / ctr / revenue_per_exposure ...
+    guardrails: list[str] = field(default_factory=list)
+    salt: str = ""                                      # "" = the name; change it to re-randomise
+    mde: float = 0.05                                   # relative effect worth detecting (power, mSPRT prior)
+
+
+@dataclass
+class MonitoringConfig:
+    """`[monitoring]`: the daily job of measure/monitoring.py."""
+
+    baseline_days: int = 28          # trailing window for the seasonal (day-of-week) baseline
+    alpha: float = 0.01              # per-day family-wise false-alert rate (Bonferroni over series)
+    min_relative_change: float = 0.2  # ignore shifts smaller than this, however significant
+    webhook_url: str = ""
+    email_to: str = ""               # alerts by email through [activation] smtp_*
+
+
+@dataclass
+class PersonasConfig:
+    n_clusters: int = 0              # 0 = choose automatically (silhouette x stability)
+    min_sessions: int = 3            # centroids are fitted on people with this many sessions
+    email_salt: str = ""             # required to import emails; they are stored as salted SHA-256
+    store_raw_email: bool = False    # keep the raw email next to its hash (off: never stored)
+    stores_path: str = ""            # CSV of stores (store_id, lat, lon) for distance-to-store
+    urban_km: float = 8.0
+    suburban_km: float = 25.0
+    model_path: str = ""             # default: <store file>.personas.joblib
+    recluster_days: int = 7          # `personas update` re-clusters when the model is older
+    clv_horizon_days: float = 365.0
+    clv_discount_rate: float = 0.01  # per 30 days
+
+
+@dataclass
 class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     journey: JourneyConfig = field(default_factory=JourneyConfig)
     intent: IntentConfig = field(default_factory=IntentConfig)
+    activation: ActivationConfig = field(default_factory=ActivationConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    experiments: list[ExperimentConfig] = field(default_factory=list)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+    personas: PersonasConfig = field(default_factory=PersonasConfig)
     source_path: str | None = None
 
 
@@ -80,6 +169,11 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
         default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
         if is_dataclass(default) and isinstance(value, dict):
             kwargs[key] = _build(type(default), value, f"{where}.{key}")
+        elif key == "experiments" and cls is Config:
+            if not isinstance(value, list):
+                raise ConfigError("'experiments' must be an array of tables", where=where,
+                                  hint="write each one as [[experiments]] with a name")
+            kwargs[key] = [_build(ExperimentConfig, item, f"{where}.experiments[{i}]") for i, item in enumerate(value)]
         elif key == "custom_moments":
             kwargs[key] = [
                 _build(CustomMoment, item, f"{where}.custom_moments[{i}]") for i, item in enumerate(value)

@@ -121,6 +121,19 @@ ASSIGNMENTS_COLUMNS: dict[str, str] = {
     "ts": "TIMESTAMP",             # first exposure to the experiment
 }
 
+# Deliveries that failed every retry (webhook, push, email), kept for inspection and replay.
+DEAD_LETTERS_COLUMNS: dict[str, str] = {
+    "dead_letter_id": "VARCHAR",
+    "ts": "TIMESTAMP",
+    "decision_id": "VARCHAR",
+    "person_id": "VARCHAR",
+    "channel": "VARCHAR",
+    "target": "VARCHAR",           # URL name, device token or email address
+    "payload": "VARCHAR",          # JSON text of the message
+    "attempts": "BIGINT",
+    "last_error": "VARCHAR",
+}
+
 TABLES: dict[str, dict[str, str]] = {
     "events": EVENTS_COLUMNS,
     "quarantine": QUARANTINE_COLUMNS,
@@ -131,7 +144,66 @@ TABLES: dict[str, dict[str, str]] = {
     "exposures": EXPOSURES_COLUMNS,
     "outcomes": OUTCOMES_COLUMNS,
     "assignments": ASSIGNMENTS_COLUMNS,
+    "dead_letters": DEAD_LETTERS_COLUMNS,
 }
+
+# --- Personas (personas/). `person_features` is rebuilt whole by `personas build` and also carries
+# one column per feature (moment_*, channel_*, hour_*, query_* ...); these are the core columns.
+PERSON_FEATURES_COLUMNS: dict[str, str] = {
+    "person_id": "VARCHAR",
+    "events": "BIGINT",
+    "sessions": "BIGINT",
+    "orders": "BIGINT",
+    "revenue": "DOUBLE",
+    "p_alive": "DOUBLE",
+    "clv": "DOUBLE",
+    "built_at": "TIMESTAMP",
+}
+
+# One row per person: the persona they belong to (nearest centroid) and how it was assigned.
+PERSONAS_COLUMNS: dict[str, str] = {
+    "person_id": "VARCHAR",
+    "persona_id": "BIGINT",
+    "persona": "VARCHAR",         # the plain-words name, used as the label
+    "distance": "DOUBLE",         # to the centroid, in the model's scaled units
+    "method": "VARCHAR",          # cluster (full re-cluster) / incremental (nearest centroid)
+    "model_version": "VARCHAR",
+    "assigned_at": "TIMESTAMP",
+}
+
+# One row per persona: its name, description, size, value and typical journey.
+PERSONA_DESCRIPTIONS_COLUMNS: dict[str, str] = {
+    "persona_id": "BIGINT",
+    "persona": "VARCHAR",
+    "description": "VARCHAR",
+    "people": "BIGINT",
+    "share": "DOUBLE",
+    "mean_clv": "DOUBLE",
+    "mean_revenue": "DOUBLE",
+    "typical_path": "VARCHAR",
+    "traits": "VARCHAR",          # JSON: the distinguishing features and their values
+    "model_version": "VARCHAR",
+}
+
+# Declared data (surveys, interviews, CRM) in long form: one row per person and answer.
+SURVEY_ANSWERS_COLUMNS: dict[str, str] = {
+    "person_id": "VARCHAR",       # NULL when the key matched nobody yet
+    "user_id": "VARCHAR",
+    "email_hash": "VARCHAR",      # salted SHA-256 of the normalised email
+    "email": "VARCHAR",           # only when [personas] store_raw_email = true
+    "field": "VARCHAR",
+    "value": "VARCHAR",
+    "source": "VARCHAR",
+    "line": "BIGINT",
+    "imported_at": "TIMESTAMP",
+}
+
+TABLES.update({
+    "person_features": PERSON_FEATURES_COLUMNS,
+    "personas": PERSONAS_COLUMNS,
+    "persona_descriptions": PERSONA_DESCRIPTIONS_COLUMNS,
+    "survey_answers": SURVEY_ANSWERS_COLUMNS,
+})
 
 
 def create_table_sql(name: str, columns: dict[str, str]) -> str:
