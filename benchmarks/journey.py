@@ -12,6 +12,7 @@ and prints the ratio and the peak resident memory of the process.
 
     .venv/bin/python benchmarks/journey.py            # 1M events
     .venv/bin/python benchmarks/journey.py --events 10000000
+    .venv/bin/python benchmarks/journey.py --events 10000000 --db /tmp/j.duckdb --memory-limit 2GB
 """
 
 from __future__ import annotations
@@ -77,9 +78,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000, help="events to synthesise (target: 10000000)")
     parser.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all cores)")
+    parser.add_argument("--db", default=":memory:", help="store file (default: in memory, so RSS includes the data)")
+    parser.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 2GB (it spills beyond)")
     args = parser.parse_args()
 
-    store = Store(":memory:")
+    store = Store(args.db)
+    if args.memory_limit:
+        store.duck.execute(f"SET memory_limit = '{args.memory_limit}'")
     if args.threads:
         store.duck.execute(f"SET threads = {args.threads}")
     t0 = time.perf_counter()

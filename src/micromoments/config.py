@@ -141,6 +141,20 @@ class PersonasConfig:
     clv_discount_rate: float = 0.01  # per 30 days
 
 
+
+@dataclass
+class PredictConfig:
+    """`[predict]`: next-moment and propensity models (predict/)."""
+
+    model_path: str = "predict_model"  # folder with manifest.json, model.joblib, trees.npz
+    next_hours: float = 24.0          # next-moment horizon
+    buy_days: float = 7.0             # the "buy within N days" propensity
+    test_fraction: float = 0.25       # time-based split: the last quarter of time is the test
+    val_fraction: float = 0.2         # the end of the rest calibrates
+    max_iter: int = 300
+    max_train_rows: int = 1_000_000
+    threads: int = 1
+
 @dataclass
 class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -152,6 +166,7 @@ class Config:
     experiments: list[ExperimentConfig] = field(default_factory=list)
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     personas: PersonasConfig = field(default_factory=PersonasConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
     source_path: str | None = None
 
 

@@ -51,6 +51,12 @@ def demo(
         stats = classify_store(store, cfg)
     console.print(f"3/4 classified: {stats}")
 
+    with console.status("[bold]personas: features, CLV and clusters…"):
+        from micromoments.personas.build import build_personas
+
+        personas = build_personas(store, cfg, stores_path=paths.stores)
+    console.print(f"personas: {personas.summary()}: " + "; ".join(personas.descriptions.persona))
+
     with console.status("[bold]4/4 building the journey analytics and the report…"):
         report = build_report(store, out / "report.html", cfg)
     store.close()

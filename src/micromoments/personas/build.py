@@ -1,0 +1,142 @@
+"""`build_personas(store)`: features -> CLV -> clusters -> names -> the `person_features`,
+`personas` and `persona_descriptions` tables, plus the saved model for incremental assignment.
+
+>>> # result = build_personas(open_store("out/micromoments.duckdb"), stores_path="out/data/stores.csv")
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from micromoments.personas.clustering import PersonaModel
+from micromoments.personas.clv import add_clv
+from micromoments.personas.describe import describe_personas
+from micromoments.personas.features import FeatureSettings, person_features
+
+
+@dataclass
+class PersonaBuild:
+    features: pd.DataFrame          # person_features + persona_id + persona
+    descriptions: pd.DataFrame
+    model: PersonaModel
+    model_path: Path | None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (f"{len(self.features):,} people in {self.model.k_} personas "
+                f"(fitted on {self.model.fitted_on_:,} people with enough sessions)")
+
+
+def model_path_for(store: Any, config: Any | None = None) -> Path:
+    """Where the persona model lives: `[personas] model_path`, or next to the store file."""
+    configured = getattr(getattr(config, "personas", None), "model_path", "") or ""
+    if configured:
+        return Path(configured)
+    if store.path in (":memory:", ""):
+        return Path("personas_model.joblib")
+    return Path(f"{store.path}.personas.joblib")
+
+
+def compute_features(store: Any, config: Any | None = None, *, stores_path: str | Path | None = None,
+                     person_ids: list[str] | None = None) -> pd.DataFrame:
+    """Behavioural features + CLV for everyone (or only `person_ids`) as pandas."""
+    from micromoments.journey.pipeline import JourneySettings, build_journey, load_events
+
+    events, _ = load_events(store)
+    if person_ids is not None:
+        events = events.filter(events.person_id.isin(list(person_ids)))
+    journey = build_journey(events, JourneySettings.from_config(config), con=store.ibis)
+    settings = FeatureSettings.from_config(config, stores_path=stores_path)
+    feats = store.ibis.execute(person_features(events, journey, settings))
+    pcfg = getattr(config, "personas", None)
+    return add_clv(feats, horizon_days=float(getattr(pcfg, "clv_horizon_days", 365.0)),
+                   discount_rate=float(getattr(pcfg, "clv_discount_rate", 0.01)))
+
+
+def typical_paths(store: Any, labels: pd.DataFrame, config: Any | None = None, max_steps: int = 4) -> dict[int, str]:
+    """The most common moment path of each persona (journey.maps.top_paths on its people)."""
+    from micromoments.journey.maps import top_paths
+
+    episodes = _persona_episodes(store, labels, config)
+    out: dict[int, str] = {}
+    for pid in sorted(labels.persona_id.unique()):
+        ep = episodes.filter(episodes.persona_id == int(pid))
+        top = store.ibis.execute(top_paths(ep, by="moment", max_steps=max_steps).limit(1))
+        if len(top):
+            out[int(pid)] = f"{top.path.iloc[0]} ({top.people.iloc[0]:,} people)"
+    return out
+
+
+def _persona_episodes(store: Any, labels: pd.DataFrame, config: Any | None = None) -> ibis.Table:
+    """Staged episodes with the person's `persona_id` and `persona` (for maps and funnels by persona)."""
+    from micromoments.journey.pipeline import JourneySettings, build_journey, load_events
+
+    events, _ = load_events(store)
+    j = build_journey(events, JourneySettings.from_config(config), con=store.ibis)
+    lab = store.ibis.create_table("_mm_persona_labels", labels[["person_id", "persona_id", "persona"]],
+                                  temp=True, overwrite=True).rename(_lp="person_id")
+    ep = j.episodes.join(lab, j.episodes.person_id == lab._lp).drop("_lp")
+    return ep
+
+
+def write_table(store: Any, name: str, frame: pd.DataFrame) -> None:
+    """Replace a store table with `frame` (its columns may be wider than the schema's core)."""
+    duck = store.duck
+    duck.register("_mm_frame", frame)
+    try:
+        duck.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM _mm_frame')
+    finally:
+        duck.unregister("_mm_frame")
+
+
+def build_personas(store: Any, config: Any | None = None, *, stores_path: str | Path | None = None,
+                   n_clusters: int | str | None = None, model_path: str | Path | None = None,
+                   with_paths: bool = True, save: bool = True) -> PersonaBuild:
+    """Compute features, fit the persona model, name the personas and write the tables."""
+    pcfg = getattr(config, "personas", None)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    feats = compute_features(store, config, stores_path=stores_path)
+    seconds["features"] = time.perf_counter() - t0
+    if n_clusters is None:
+        k = int(getattr(pcfg, "n_clusters", 0) or 0)
+        n_clusters = k if k > 0 else "auto"
+    t1 = time.perf_counter()
+    model = PersonaModel(n_clusters, min_sessions=int(getattr(pcfg, "min_sessions", 3))).fit(feats)
+    feats["persona_id"] = model.predict(feats)
+    dist = model.distances(feats)
+    feats["distance"] = dist[np.arange(len(feats)), feats.persona_id.to_numpy()]
+    seconds["clustering"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    desc = describe_personas(feats.drop(columns=["distance"]))
+    names = dict(zip(desc.persona_id, desc.persona))
+    feats["persona"] = feats.persona_id.map(names)
+    version = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    if with_paths:
+        paths = typical_paths(store, feats, config)
+        desc["typical_path"] = desc.persona_id.map(paths).fillna("")
+    desc["model_version"] = version
+    seconds["describe"] = time.perf_counter() - t2
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    feats["built_at"] = now
+    write_table(store, "person_features", feats.drop(columns=["persona_id", "persona", "distance"]))
+    write_table(store, "personas", pd.DataFrame({
+        "person_id": feats.person_id, "persona_id": feats.persona_id.astype("int64"), "persona": feats.persona,
+        "distance": feats.distance.astype("float64"), "method": "cluster", "model_version": version,
+        "assigned_at": now}))
+    write_table(store, "persona_descriptions", desc)
+    path = None
+    if save:
+        model.version = version  # type: ignore[attr-defined]
+        model.names = names  # type: ignore[attr-defined]
+        model.built_at = now  # type: ignore[attr-defined]
+        path = model.save(model_path or model_path_for(store, config))
+    return PersonaBuild(feats, desc, model, path, seconds)
