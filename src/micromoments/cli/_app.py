@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from micromoments.errors import MicromomentsError
 
@@ -33,7 +34,8 @@ def friendly_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except MicromomentsError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            # Escaped: messages name config sections like "[server]", which Rich would eat as markup.
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
 
     return wrapper  # type: ignore[return-value]

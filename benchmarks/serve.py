@@ -1,0 +1,323 @@
+"""Load benchmark of `micromoments serve`: the load comes from a second process on loopback.
+
+    .venv/bin/python benchmarks/serve.py [--seconds 8] [--connections 32] [--no-activator]
+
+Three phases, each bounded in time:
+1. single-event `POST /v1/track` requests (closed loop, `--connections` in flight): req/s, p50/p99;
+2. `POST /v1/batch` with 500 events each: events/s;
+3. `POST /v1/decide` at a fixed 500 requests/s (open loop: latency counts from the moment a
+   request was due, so a stall is not hidden): p50/p99.
+
+Every event has its own messageId (no dedupe shortcut) and the WAL fsyncs. The load
+generator is `wrk` (Debian package) when installed, else an asyncio client in a
+subprocess. It also prints the server's CPU time per request, which says what one core
+could do when the machine is not shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+KEY = "bench-key"
+AUTH = "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()
+TICK = os.sysconf("SC_CLK_TCK")
+
+EVENT = ('{"type":"track","event":"Products Searched","messageId":"%s","anonymousId":"anon-%d",'
+         '"properties":{"query":"paint near me"},"context":{"page":{"url":"https://shop.example/search?q=paint"},'
+         '"userAgent":"Mozilla/5.0 (iPhone)","location":{"latitude":53.3,"longitude":-6.2}}}')
+
+WRK_SCRIPT = r"""
+local counter = 0
+local threads = 0
+function setup(thread) thread:set("tid", threads); threads = threads + 1 end
+function init(args) prefix = "w" .. tid .. "-" .. tostring(os.time()) .. "-" .. tostring(math.random(1e9)) .. "-" end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "%(auth)s"
+local template = '%(event)s'
+local per = %(per)d
+request = function()
+  if per == 0 then
+    counter = counter + 1
+    return wrk.format(nil, "/v1/track", nil, string.format(template, prefix .. counter, counter %% 5000))
+  end
+  local parts = {}
+  for i = 1, per do
+    counter = counter + 1
+    parts[i] = string.format(template, prefix .. counter, counter %% 5000)
+  end
+  return wrk.format(nil, "/v1/batch", nil, '{"batch":[' .. table.concat(parts, ",") .. ']}')
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+# --- a small asyncio HTTP/1.1 client (keep-alive), for decide and when wrk is missing -------------
+class Conn:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader, self.writer = reader, writer
+
+    async def post(self, path: str, body: bytes) -> int:
+        self.writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: {AUTH}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        await self.reader.readexactly(length)
+        return status
+
+
+async def _connect(port: int, n: int) -> list[Conn]:
+    return [Conn(*await asyncio.open_connection("127.0.0.1", port)) for _ in range(n)]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+async def _closed_loop(port: int, seconds: float, connections: int, per: int) -> dict:
+    conns = await _connect(port, connections)
+    stop = time.perf_counter() + seconds
+    lat: list[float] = []
+    errors = 0
+    counter = 0
+    prefix = f"p{os.getpid()}-{time.time_ns()}-"
+
+    async def worker(conn: Conn) -> None:
+        nonlocal errors, counter
+        while time.perf_counter() < stop:
+            if per:
+                events = []
+                for _ in range(per):
+                    counter += 1
+                    events.append(EVENT % (prefix + str(counter), counter % 5000))
+                path, body = "/v1/batch", ('{"batch":[' + ",".join(events) + "]}").encode()
+            else:
+                counter += 1
+                path, body = "/v1/track", (EVENT % (prefix + str(counter), counter % 5000)).encode()
+            t0 = time.perf_counter()
+            status = await conn.post(path, body)
+            lat.append(time.perf_counter() - t0)
+            errors += status != 200
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in conns))
+    elapsed = time.perf_counter() - started
+    return {"requests": len(lat), "rps": len(lat) / elapsed, "p50_ms": _percentile(lat, 0.5) * 1e3,
+            "p99_ms": _percentile(lat, 0.99) * 1e3, "errors": errors}
+
+
+async def _open_loop_decide(port: int, seconds: float, rate: float, people: int) -> dict:
+    """Requests due every 1/rate s; latency from when each was due (no coordinated omission)."""
+    free: asyncio.Queue[Conn] = asyncio.Queue()
+    for c in await _connect(port, 32):
+        free.put_nowait(c)
+    lat: list[float] = []
+    errors = 0
+    tasks = []
+
+    async def one(due: float, i: int) -> None:
+        nonlocal errors
+        conn = await free.get()
+        body = json.dumps({"anonymousId": f"anon-{i % people}", "context": {"channel": "web", "placement": "home"}})
+        status = await conn.post("/v1/decide", body.encode())
+        lat.append(time.perf_counter() - due)
+        errors += status != 200
+        free.put_nowait(conn)
+
+    start = time.perf_counter() + 0.05
+    n = int(seconds * rate)
+    for i in range(n):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(due, i)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    return {"requests": len(lat), "rps": len(lat) / elapsed, "p50_ms": _percentile(lat, 0.5) * 1e3,
+            "p99_ms": _percentile(lat, 0.99) * 1e3, "errors": errors}
+
+
+def client_main(argv: list[str]) -> None:
+    """`--client MODE PORT SECONDS ARG`: run in its own process, print JSON."""
+    mode, port, seconds, arg = argv[0], int(argv[1]), float(argv[2]), int(argv[3])
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ModuleNotFoundError:
+        pass
+    if mode == "decide":
+        out = asyncio.run(_open_loop_decide(port, seconds, float(arg), people=5000))
+    else:
+        out = asyncio.run(_closed_loop(port, seconds, connections=arg, per=500 if mode == "batch" else 0))
+    print(json.dumps(out))
+
+
+def run_client(mode: str, port: int, seconds: float, arg: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--client", mode, str(port), str(seconds), str(arg)],
+                         capture_output=True, text=True, timeout=seconds + 120, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    value, unit = float(m.group(1)), m.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def run_wrk(port: int, seconds: float, connections: int, per: int, tmp: Path) -> dict:
+    script = tmp / f"load{per}.lua"
+    script.write_text(WRK_SCRIPT % {"auth": AUTH, "event": EVENT.replace("%s", "%s").replace("%d", "%d"),
+                                    "per": per})
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script),
+                          f"http://127.0.0.1:{port}"], capture_output=True, text=True, timeout=seconds + 60,
+                         check=True).stdout
+    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"requests": int(re.search(r"(\d+) requests in", out).group(1)),
+            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50_ms": _ms(lat["50"]), "p99_ms": _ms(lat["99"]),
+            "errors": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(1) if errors else ""}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each phase")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--no-activator", action="store_true", help="collector only (no playbooks on the bus)")
+    parser.add_argument("--python-client", action="store_true", help="use the asyncio client even if wrk exists")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="mm-serve-bench-"))
+    port = free_port()
+    (tmp / "micromoments.toml").write_text(
+        f'[store]\npath = "{tmp / "store.duckdb"}"\n\n[server]\nwrite_keys = {{"{KEY}" = "bench"}}\n'
+        f'admin_tokens = ["bench-admin"]\nrate_limit_per_second = 0.0\nwal_dir = "{tmp / "wal"}"\n'
+        "flush_interval_ms = 1000\n")
+    exe = Path(sys.executable).parent / "micromoments"
+    cmd = [str(exe), "serve", "--config", str(tmp / "micromoments.toml"), "--port", str(port)]
+    if args.no_activator:
+        cmd.append("--no-activator")
+    server = subprocess.Popen(cmd, stdout=open(tmp / "serve.log", "wb"), stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    use_wrk = shutil.which("wrk") is not None and not args.python_client
+    results: dict[str, dict] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"server did not start: {(tmp / 'serve.log').read_text()[-2000:]}")
+                time.sleep(0.2)
+        time.sleep(0.5)
+
+        def admin_stats() -> dict:
+            out = subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/admin/stats", "-H",
+                                  "Authorization: Bearer bench-admin"], capture_output=True, text=True).stdout
+            return json.loads(out)
+
+        def settle(limit: float = 90.0) -> float:
+            """Wait until the bus has fed every event to the activator and the WAL is in the store."""
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < limit:
+                st = admin_stats()
+                if st["bus"]["queued"] == 0 and st["wal"]["pending_segments"] == 0:
+                    break
+                time.sleep(0.25)
+            return time.perf_counter() - t0
+
+        def phase(name: str, fn) -> dict:
+            settled = settle()
+            c0, t0 = cpu_seconds(server.pid), time.perf_counter()
+            out = fn()
+            out["server_cpu_s"] = cpu_seconds(server.pid) - c0
+            out["wall_s"] = time.perf_counter() - t0
+            out["settle_before_s"] = settled
+            results[name] = out
+            return out
+
+        s = args.seconds
+        if use_wrk:
+            phase("single", lambda: run_wrk(port, s, args.connections, 0, tmp))
+            phase("batch", lambda: run_wrk(port, s, 8, 500, tmp))
+        else:
+            phase("single", lambda: run_client("single", port, s, args.connections))
+            phase("batch", lambda: run_client("batch", port, s, 8))
+        phase("decide", lambda: run_client("decide", port, s, 500))
+        drain_s = settle()
+        stats = json.dumps(admin_stats())
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+    try:
+        stats_doc = json.loads(stats)
+    except (ValueError, UnboundLocalError):
+        stats_doc = {}
+
+    single, batch, decide = results["single"], results["batch"], results["decide"]
+    events_per_s = batch["rps"] * 500
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} (shared with other jobs)")
+    print(f"load generator: {'wrk' if use_wrk else 'asyncio client'} in its own process; activator "
+          f"{'off' if args.no_activator else 'on'}; WAL fsync on; every event a new messageId")
+    print(f"single events : {single['rps']:8,.0f} req/s   p50 {single['p50_ms']:6.1f} ms   p99 {single['p99_ms']:6.1f} ms"
+          f"   (target ≥3,000 req/s, p99 ≤25 ms)  errors {single['errors']}"
+          f"   server CPU {single['server_cpu_s'] / max(single['requests'], 1) * 1e6:,.0f} µs/request")
+    print(f"batch (500/req): {events_per_s:8,.0f} events/s ({batch['rps']:.1f} req/s, p99 {batch['p99_ms']:.0f} ms)"
+          f"   (target ≥50,000 events/s)  errors {batch['errors']}"
+          f"   server CPU {batch['server_cpu_s'] / max(batch['requests'] * 500, 1) * 1e6:,.1f} µs/event")
+    print(f"decide @500/s : {decide['rps']:8,.0f} req/s   p50 {decide['p50_ms']:6.2f} ms   p99 {decide['p99_ms']:6.2f} ms"
+          f"   (target p99 ≤10 ms)  errors {decide['errors']}")
+    print(f"between phases the server digested its backlog (activator + store): "
+          f"{batch['settle_before_s']:.1f} s after single, {decide['settle_before_s']:.1f} s after batch, "
+          f"{drain_s:.1f} s at the end (the decide phase runs on a settled server)")
+    print(f"ratios to target: single {single['rps'] / 3000:.2f}x, p99 {25 / max(single['p99_ms'], 1e-9):.2f}x headroom; "
+          f"batch {events_per_s / 50000:.2f}x; decide p99 {10 / max(decide['p99_ms'], 1e-9):.2f}x headroom")
+    if stats_doc:
+        print(f"server: {stats_doc['events_accepted']:,} events accepted, {stats_doc['wal']['group_commits']:,} fsync "
+              f"groups ({stats_doc['events_accepted'] / max(stats_doc['wal']['group_commits'], 1):.1f} events/fsync), "
+              f"bus delivered {stats_doc['bus']['delivered']:,} dropped {stats_doc['bus']['dropped']:,}")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--client":
+        client_main(sys.argv[2:])
+    else:
+        main()

@@ -1,0 +1,86 @@
+"""`micromoments serve`: the collector, /v1/decide, the admin API (and the /app pages) in one process."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from micromoments.cli._app import CONFIG_OPTION, DB_OPTION, app, console, friendly_errors
+
+DEV_WRITE_KEY = "dev-write-key"
+DEV_ADMIN_TOKEN = "dev-admin-token"
+
+
+def build_activator(cfg, sink):  # noqa: ANN001, ANN201 — optional capability
+    """The playbooks engine, when it is installed (None otherwise)."""
+    try:
+        from micromoments.activation.engine import Activator
+    except ModuleNotFoundError as exc:
+        if exc.name != "micromoments.activation.engine":
+            raise
+        return None
+    return Activator(cfg, log_sink=sink)
+
+
+@app.command()
+@friendly_errors
+def serve(
+    host: Optional[str] = typer.Option(None, help="Interface to listen on (default: \\[server] host, 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, help="Port (default: \\[server] port, 8787)."),
+    dev: bool = typer.Option(False, "--dev", help=f"Use the write key '{DEV_WRITE_KEY}' and admin token "
+                             f"'{DEV_ADMIN_TOKEN}' when none are configured."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Keep the write-ahead log in DIR/wal "
+                                            "(default: \\[server] wal_dir)."),
+    no_activator: bool = typer.Option(False, "--no-activator", help="Collect only: no playbooks, /v1/decide "
+                                      "answers status no_activator."),
+    log_level: str = typer.Option("warning", help="uvicorn log level."),
+    db: Optional[Path] = DB_OPTION,
+    config_path: Optional[Path] = CONFIG_OPTION,
+) -> None:
+    """Start the Segment-compatible collector and live activation API (FastAPI + uvicorn)."""
+    import uvicorn
+
+    from micromoments.activation.wal_loader import LogSink
+    from micromoments.config import load_config
+    from micromoments.errors import ConfigError
+    from micromoments.server.app import create_app
+    from micromoments.server.endpoints import FastPath
+
+    cfg = load_config(config_path)
+    server = cfg.server
+    if dev:
+        server.write_keys = server.write_keys or {DEV_WRITE_KEY: "dev"}
+        server.admin_tokens = server.admin_tokens or [DEV_ADMIN_TOKEN]
+    if not server.write_keys:
+        raise ConfigError("no write keys configured", where=cfg.source_path or "micromoments.toml",
+                          hint='set write_keys = {"<key>" = "<source name>"} in the server section, or run with --dev')
+    sink = LogSink()
+    activator = None if no_activator else build_activator(cfg, sink)
+    application = create_app(cfg, db_path=db, data_dir=data_dir, activator=activator, log_sink=sink)
+    host = host or server.host
+    port = port or server.port
+    console.print(f"micromoments serving on http://{host}:{port}  (store {application.state.store_path}, "
+                  f"activator {'on' if activator is not None else 'off'})")
+    if dev:
+        console.print(f"  dev write key: {next(iter(server.write_keys))}   admin token: {server.admin_tokens[0]}")
+    try:
+        import uvloop  # noqa: F401
+        loop = "uvloop"
+    except ModuleNotFoundError:
+        loop = "asyncio"
+    try:
+        import httptools  # noqa: F401
+        http = "httptools"
+    except ModuleNotFoundError:
+        http = "h11"
+    # Background threads (WAL writer, store loader, bus) share the GIL with the event loop:
+    # a shorter switch interval keeps a request from waiting 5 ms behind them.
+    sys.setswitchinterval(0.001)
+    # The collector routes are answered in front of FastAPI (its telemetry and middleware
+    # layers cost more than the rest of an event request); everything else passes through.
+    asgi = FastPath(application, application.state.api)
+    uvicorn.run(asgi, host=host, port=port, loop=loop, http=http, log_level=log_level,
+                access_log=False, proxy_headers=False, timeout_graceful_shutdown=10)

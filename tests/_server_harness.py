@@ -1,0 +1,95 @@
+"""A real uvicorn server for the server tests: in a thread (fast tests) or as `micromoments serve`."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from micromoments.config import Config
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def basic(key: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def wait_up(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not come up")
+
+
+class ThreadServer:
+    """`create_app(config)` served by uvicorn on a free port, in a background thread."""
+
+    def __init__(self, config: Config, *, db_path: Path, data_dir: Path, activator=None, log_sink=None, bus=None):
+        from micromoments.server.app import create_app
+
+        self.app = create_app(config, db_path=db_path, data_dir=data_dir, activator=activator, log_sink=log_sink,
+                              bus=bus)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> "ThreadServer":
+        self.thread.start()
+        wait_up(self.url)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def write_config(path: Path, *, db: Path, wal: Path, rate: float = 0, flush_ms: int = 300,
+                 extra: str = "") -> Path:
+    path.write_text(
+        f'[store]\npath = "{db}"\n\n[server]\nwrite_keys = {{"wk_test" = "test", "wk_slow" = "slow"}}\n'
+        f'admin_tokens = ["adm_test"]\nrate_limit_per_second = {float(rate)}\nwal_dir = "{wal}"\n'
+        f"flush_interval_ms = {flush_ms}\n{extra}"
+    )
+    return path
+
+
+def start_serve(config_path: Path, port: int, *args: str, log: Path | None = None) -> subprocess.Popen:
+    """`micromoments serve` as its own process (so it can be killed with -9)."""
+    out = open(log, "ab") if log else subprocess.DEVNULL
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "micromoments"), "serve", "--config", str(config_path), "--port", str(port), *args],
+        stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+    if proc.poll() is None:
+        os.kill(proc.pid, sig)
+    return proc.wait(timeout=timeout)
