@@ -25,6 +25,27 @@ def build_activator(cfg, sink):  # noqa: ANN001, ANN201 — optional capability
     return Activator(cfg, log_sink=sink)
 
 
+def preload_personas(activator, store_path: Path) -> int:  # noqa: ANN001
+    """Give the live profiles the personas of the last `personas build`, so playbooks can target them.
+
+    Returns how many people got one. The store is opened and closed before the server opens it.
+    """
+    import duckdb
+
+    if activator is None or not store_path.exists():
+        return 0
+    con = duckdb.connect(str(store_path), read_only=True)
+    try:
+        if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'personas'").fetchone()[0]:
+            return 0
+        rows = con.execute("SELECT person_id, persona FROM personas WHERE persona IS NOT NULL").fetchall()
+    finally:
+        con.close()
+    for person_id, persona in rows:
+        activator.set_persona(person_id, persona)
+    return len(rows)
+
+
 @app.command()
 @friendly_errors
 def serve(
@@ -59,11 +80,12 @@ def serve(
                           hint='set write_keys = {"<key>" = "<source name>"} in the server section, or run with --dev')
     sink = LogSink()
     activator = None if no_activator else build_activator(cfg, sink)
+    with_persona = preload_personas(activator, Path(db or cfg.store.path))
     application = create_app(cfg, db_path=db, data_dir=data_dir, activator=activator, log_sink=sink)
     host = host or server.host
     port = port or server.port
     console.print(f"micromoments serving on http://{host}:{port}  (store {application.state.store_path}, "
-                  f"activator {'on' if activator is not None else 'off'})")
+                  f"activator {'on' if activator is not None else 'off'}, {with_persona:,} people with a persona)")
     if dev:
         console.print(f"  dev write key: {next(iter(server.write_keys))}   admin token: {server.admin_tokens[0]}")
     try:
