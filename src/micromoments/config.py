@@ -41,6 +41,9 @@ class JourneyConfig:
     session_gap_minutes: int = 30
     episode_gap_minutes: int = 10
     stage_rules: list[dict[str, Any]] = field(default_factory=list)  # [] = journey.stages.DEFAULT_STAGE_RULES
+    # DuckDB's memory cap while the journey tables are built (it spills to disk beyond it):
+    # 10M events stayed near 2 GB resident with "2GB". "" leaves the connection's own setting.
+    memory_limit: str = "2GB"
 
 
 @dataclass

@@ -12,6 +12,7 @@ from micromoments.cli._app import CONFIG_OPTION, DB_OPTION, app, console, friend
 
 DEV_WRITE_KEY = "dev-write-key"
 DEV_ADMIN_TOKEN = "dev-admin-token"
+DEV_ADMIN_USER, DEV_ADMIN_PASSWORD = "admin", "dev-admin"
 
 
 def build_activator(cfg, sink):  # noqa: ANN001, ANN201 — optional capability
@@ -51,8 +52,9 @@ def preload_personas(activator, store_path: Path) -> int:  # noqa: ANN001
 def serve(
     host: Optional[str] = typer.Option(None, help="Interface to listen on (default: \\[server] host, 127.0.0.1)."),
     port: Optional[int] = typer.Option(None, help="Port (default: \\[server] port, 8787)."),
-    dev: bool = typer.Option(False, "--dev", help=f"Use the write key '{DEV_WRITE_KEY}' and admin token "
-                             f"'{DEV_ADMIN_TOKEN}' when none are configured."),
+    dev: bool = typer.Option(False, "--dev", help=f"Use the write key '{DEV_WRITE_KEY}', admin token "
+                             f"'{DEV_ADMIN_TOKEN}' and page login {DEV_ADMIN_USER}/{DEV_ADMIN_PASSWORD} "
+                             "when none are configured."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Keep the write-ahead log in DIR/wal "
                                             "(default: \\[server] wal_dir)."),
     no_activator: bool = typer.Option(False, "--no-activator", help="Collect only: no playbooks, /v1/decide "
@@ -75,6 +77,10 @@ def serve(
     if dev:
         server.write_keys = server.write_keys or {DEV_WRITE_KEY: "dev"}
         server.admin_tokens = server.admin_tokens or [DEV_ADMIN_TOKEN]
+        if not server.admin_users:  # so the /app pages can be opened at once
+            from micromoments.server.pages.auth import hash_password
+
+            server.admin_users = {DEV_ADMIN_USER: hash_password(DEV_ADMIN_PASSWORD)}
     if not server.write_keys:
         raise ConfigError("no write keys configured", where=cfg.source_path or "micromoments.toml",
                           hint='set write_keys = {"<key>" = "<source name>"} in the server section, or run with --dev')
@@ -88,6 +94,8 @@ def serve(
                   f"activator {'on' if activator is not None else 'off'}, {with_persona:,} people with a persona)")
     if dev:
         console.print(f"  dev write key: {next(iter(server.write_keys))}   admin token: {server.admin_tokens[0]}")
+        if DEV_ADMIN_USER in server.admin_users:
+            console.print(f"  pages: http://{host}:{port}/app  (user {DEV_ADMIN_USER}, password {DEV_ADMIN_PASSWORD})")
     try:
         import uvloop  # noqa: F401
         loop = "uvloop"

@@ -12,7 +12,7 @@ from micromoments.journey.faq import faq_themes, query_stats
 from micromoments.journey.funnels import funnel
 from micromoments.journey.heatmap import heatmap_for
 from micromoments.journey.maps import journey_map, path_links, top_paths
-from micromoments.journey.pipeline import JourneySettings, build_journey, load_events
+from micromoments.journey.pipeline import Journey, JourneySettings, build_journey, load_events
 from micromoments.journey.touchpoints import flag_touchpoints, touchpoints
 
 FUNNEL_CHAINS = (
@@ -56,9 +56,21 @@ def pick_funnel(event_counts: pd.Series) -> list[str]:
 
 
 def collect(store: Any, config: Any | None = None, funnel_window: dt.timedelta = dt.timedelta(days=7)) -> ReportData:
+    """Everything the report shows, from `store` (a `Store` or anything with `.ibis`, `.table`,
+    `.has_table` and `.count`)."""
+    return collect_with_journey(store, config, funnel_window)[0]
+
+
+def collect_with_journey(store: Any, config: Any | None = None,
+                         funnel_window: dt.timedelta = dt.timedelta(days=7)) -> tuple[ReportData, Journey | None]:
+    """`collect`, plus the journey tables it was computed from (temp tables of `store.ibis`), so a
+    caller such as the web app can run further views (funnels, example journeys) on them.
+
+    >>> # data, journey = collect_with_journey(Store("micromoments.duckdb"))
+    """
     con = store.ibis
     if not store.has_table("events") or store.count("events") == 0:
-        return ReportData(has_events=False, has_moments=False)
+        return ReportData(has_events=False, has_moments=False), None
     events, has_moments = load_events(store)
     settings = JourneySettings.from_config(config)
     j = build_journey(events, settings, con=con)
@@ -108,4 +120,4 @@ def collect(store: Any, config: Any | None = None, funnel_window: dt.timedelta =
     data.faq = faq_themes(con.execute(query_stats(s, settings.vocab)))
     tp = con.execute(touchpoints(s, "page", settings.vocab))
     data.touchpoints = flag_touchpoints(tp) if not tp.empty else tp
-    return data
+    return data, j

@@ -1,0 +1,306 @@
+"""The `/app` routes: login, the pages, their JSON endpoints and the static files (plotly.js from the
+installed `plotly` package, so the pages work offline).
+
+Every page needs a signed-in admin (anonymous requests are redirected to `/app/login`, API calls
+get 401); every POST checks the CSRF token of the session. Each response carries a
+`Server-Timing: app;dur=<ms>` header, which `benchmarks/pages.py` reads.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from micromoments.errors import MicromomentsError
+from micromoments.server.pages import views
+from micromoments.server.pages.analytics import AnalyticsCache, Snapshot
+from micromoments.server.pages.auth import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    Auth,
+    Session,
+    check_csrf,
+    cookie_args,
+)
+
+HERE = Path(__file__).parent
+NAV = (("overview", "/app", "Overview"), ("live", "/app/live", "Live moments"), ("journey", "/app/journey", "Journey"),
+       ("questions", "/app/questions", "Questions & keywords"), ("personas", "/app/personas", "Personas"),
+       ("playbooks", "/app/playbooks", "Playbooks & content"), ("experiments", "/app/experiments", "Experiments"))
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"}
+
+
+class TimedRoute(APIRoute):
+    """Adds `Server-Timing` and the security headers to every response of the router."""
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+
+        async def timed(request: Request) -> Response:
+            started = time.perf_counter()
+            response = await handler(request)
+            response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+            for k, v in SECURITY_HEADERS.items():
+                response.headers.setdefault(k, v)
+            if response.media_type in ("text/html", "application/json"):
+                response.headers.setdefault("Cache-Control", "no-store")
+            return response
+
+        return timed
+
+
+def _safe_next(target: str | None) -> str:
+    """Only local /app paths: a login must never bounce to another site."""
+    if not target or not target.startswith("/app") or target.startswith("//") or "\\" in target:
+        return "/app"
+    return target
+
+
+def build_router(cache: AnalyticsCache, auth: Auth, *, get_activator: Callable[[], Any],
+                 workspace: str | None = None) -> APIRouter:
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    templates.env.globals.update(pct=views.pct, moment_name=views.charts.moment_name,
+                                 duration=views.charts.duration)
+    router = APIRouter(prefix="/app", route_class=TimedRoute)
+
+    # -- helpers -----------------------------------------------------------------------------
+    def session_of(request: Request) -> Session | None:
+        return auth.read_session(request.cookies.get(SESSION_COOKIE))
+
+    def require_page(request: Request) -> Session:
+        s = session_of(request)
+        if s is None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            raise HTTPException(status_code=303, detail="login required",
+                                headers={"Location": "/app/login?next=" + urllib.parse.quote(target, safe="")})
+        return s
+
+    def require_api(request: Request) -> Session:
+        s = session_of(request)
+        if s is None:
+            raise HTTPException(status_code=401, detail="login required: sign in at /app/login")
+        return s
+
+    def snapshot_or_none() -> Snapshot | None:
+        return cache.ready()
+
+    def page(request: Request, session: Session, name: str, active: str, **context: Any) -> HTMLResponse:
+        snap = snapshot_or_none()
+        if snap is None:
+            return templates.TemplateResponse(request, "computing.html.j2", dict(
+                user=session.user, csrf=session.csrf, nav=NAV, active=active, workspace=workspace,
+                error=cache.last_error), status_code=503, headers={"Retry-After": "3"})
+        ctx = dict(user=session.user, csrf=session.csrf, nav=NAV, active=active, snap=snap, workspace=workspace,
+                   kpis_all=snap.report.kpis, computed_seconds=snap.seconds)
+        ctx.update(context.pop("build", lambda s: {})(snap))
+        ctx.update(context)
+        return templates.TemplateResponse(request, name, ctx)
+
+    async def form_of(request: Request) -> dict[str, str]:
+        # Plain urlencoded forms only: no multipart parser needed.
+        body = (await request.body()).decode("utf-8", errors="replace")
+        return {k: v[-1] for k, v in urllib.parse.parse_qs(body, keep_blank_values=True).items()}
+
+    async def checked_form(request: Request) -> tuple[Session, dict[str, str]]:
+        s = session_of(request)
+        if s is None:
+            raise HTTPException(status_code=303, detail="login required", headers={"Location": "/app/login"})
+        form = await form_of(request)
+        if not check_csrf(s, form.get("csrf_token")):
+            raise HTTPException(status_code=403, detail="the form's CSRF token is missing or stale: reload the page")
+        return s, form
+
+    # -- static ------------------------------------------------------------------------------
+    @router.get("/static/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> FileResponse:
+        import plotly
+
+        path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+        return FileResponse(path, media_type="text/javascript",
+                            headers={"Cache-Control": f"public, max-age=86400", "X-Plotly-Version": plotly.__version__})
+
+    @router.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> FileResponse:
+        path = HERE / "static" / name
+        if "/" in name or not path.is_file():
+            raise HTTPException(404, "no such file")
+        kind = {".css": "text/css", ".js": "text/javascript"}.get(path.suffix, "application/octet-stream")
+        return FileResponse(path, media_type=kind, headers={"Cache-Control": "public, max-age=3600"})
+
+    # -- login -------------------------------------------------------------------------------
+    @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    def login_form(request: Request, next: str = "/app", error: str = "") -> HTMLResponse:
+        token, cookie = auth.login_token()
+        resp = templates.TemplateResponse(request, "login.html.j2", dict(
+            csrf=token, next=_safe_next(next), error=error, no_users=not auth.users, workspace=workspace))
+        resp.set_cookie(LOGIN_CSRF_COOKIE, cookie, max_age=3600, **cookie_args(request))
+        return resp
+
+    @router.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        form = await form_of(request)
+        target = _safe_next(form.get("next"))
+        if not auth.check_login_token(form.get("csrf_token", ""), request.cookies.get(LOGIN_CSRF_COOKIE)):
+            return RedirectResponse("/app/login?error=expired&next=" + urllib.parse.quote(target), status_code=303)
+        name, password = form.get("username", "").strip(), form.get("password", "")
+        ok = await run_in_threadpool(auth.authenticate, name, password)
+        if not ok:
+            return RedirectResponse("/app/login?error=bad&next=" + urllib.parse.quote(target), status_code=303)
+        resp = RedirectResponse(target, status_code=303)
+        resp.set_cookie(SESSION_COOKIE, auth.new_session(name), max_age=12 * 3600, **cookie_args(request))
+        resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/app")
+        return resp
+
+    @router.post("/logout", include_in_schema=False)
+    async def logout(request: Request) -> Response:
+        await checked_form(request)
+        resp = RedirectResponse("/app/login", status_code=303)
+        resp.delete_cookie(SESSION_COOKIE, path="/app")
+        return resp
+
+    # -- pages -------------------------------------------------------------------------------
+    @router.get("", response_class=HTMLResponse, include_in_schema=False)
+    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def overview(request: Request, period: str = "7d") -> HTMLResponse:
+        s = require_page(request)
+        return page(request, s, "overview.html.j2", "overview",
+                    build=lambda snap: {"o": views.overview(snap, period) if snap.has_events else None})
+
+    @router.get("/live", response_class=HTMLResponse, include_in_schema=False)
+    def live(request: Request) -> HTMLResponse:
+        s = require_page(request)
+        return page(request, s, "live.html.j2", "live",
+                    build=lambda snap: {"channels": views.channels(snap), "moments": views.MOMENTS,
+                                        "live_source": "live" if get_activator() is not None else "store"})
+
+    @router.get("/journey", response_class=HTMLResponse, include_in_schema=False)
+    def journey(request: Request) -> HTMLResponse:
+        s = require_page(request)
+        return page(request, s, "journey.html.j2", "journey",
+                    build=lambda snap: {"j": views.journey(snap) if snap.has_events else None})
+
+    @router.get("/journey/examples", response_class=HTMLResponse, include_in_schema=False)
+    def journey_examples(request: Request, path: str = "", stage: str = "", moment: str = "",
+                         persona: str = "") -> HTMLResponse:
+        s = require_page(request)
+        return page(request, s, "examples.html.j2", "journey", path=path, stage=stage, moment=moment, persona=persona,
+                    build=lambda snap: {"ex": views.examples(snap, path=path or None, stage=stage or None,
+                                                             moment=moment or None, persona=persona or None)})
+
+    @router.get("/people/{person_id}", response_class=HTMLResponse, include_in_schema=False)
+    def person(request: Request, person_id: str) -> HTMLResponse:
+        s = require_page(request)
+        resp = page(request, s, "person.html.j2", "journey",
+                    build=lambda snap: {"p": views.person(snap, person_id)}, person_id=person_id)
+        return resp
+
+    @router.get("/questions", response_class=HTMLResponse, include_in_schema=False)
+    def questions(request: Request) -> HTMLResponse:
+        s = require_page(request)
+        return page(request, s, "questions.html.j2", "questions",
+                    build=lambda snap: {"q": views.questions(snap) if snap.has_events else {}})
+
+    @router.post("/questions/keywords", response_class=HTMLResponse, include_in_schema=False)
+    async def classify_keywords(request: Request) -> HTMLResponse:
+        s, form = await checked_form(request)
+        lines = [ln.strip() for ln in form.get("keywords", "").splitlines() if ln.strip()][:200]
+
+        def run() -> dict[str, Any]:
+            if not lines:
+                return {"kw_error": "paste at least one keyword, one a line"}
+            import pandas as pd
+
+            from micromoments.journey.keywords import keyword_research
+
+            try:
+                res = keyword_research(pd.DataFrame({"keyword": lines}), max_topics=8)
+            except MicromomentsError as exc:
+                return {"kw_error": str(exc)}
+            return {"kw_result": res.to_dict("records")}
+
+        extra = await run_in_threadpool(run)
+        return await run_in_threadpool(lambda: page(
+            request, s, "questions.html.j2", "questions", kw_text="\n".join(lines), **extra,
+            build=lambda snap: {"q": views.questions(snap) if snap.has_events else {}}))
+
+    @router.get("/personas", response_class=HTMLResponse, include_in_schema=False)
+    def personas(request: Request) -> HTMLResponse:
+        s = require_page(request)
+        from micromoments.server.pages import panels
+
+        return page(request, s, "personas.html.j2", "personas", build=lambda snap: {"pp": panels.personas(snap)})
+
+    @router.get("/playbooks", response_class=HTMLResponse, include_in_schema=False)
+    def playbooks(request: Request, msg: str = "") -> HTMLResponse:
+        s = require_page(request)
+        from micromoments.server.pages import panels
+
+        return page(request, s, "playbooks.html.j2", "playbooks", msg=msg,
+                    build=lambda snap: {"pb": panels.playbooks(snap, get_activator(), cache.config)})
+
+    @router.post("/playbooks/toggle", include_in_schema=False)
+    async def toggle_playbook(request: Request) -> Response:
+        _, form = await checked_form(request)
+        from micromoments.server.pages import panels
+
+        name, enable = form.get("name", ""), form.get("enabled") == "1"
+        try:
+            msg = await run_in_threadpool(panels.set_playbook_enabled, name, enable, get_activator(), cache.config)
+        except MicromomentsError as exc:
+            msg = f"error: {exc}"
+        return RedirectResponse("/app/playbooks?msg=" + urllib.parse.quote(msg), status_code=303)
+
+    @router.get("/experiments", response_class=HTMLResponse, include_in_schema=False)
+    def experiments(request: Request) -> HTMLResponse:
+        s = require_page(request)
+        from micromoments.server.pages import panels
+
+        return page(request, s, "experiments.html.j2", "experiments",
+                    build=lambda snap: {"ex": panels.experiments(snap, cache.config)})
+
+    # -- JSON --------------------------------------------------------------------------------
+    def api_snapshot() -> Snapshot:
+        snap = snapshot_or_none()
+        if snap is None:
+            raise HTTPException(503, "the analytics are still being computed; retry in a few seconds",
+                                headers={"Retry-After": "3"})
+        return snap
+
+    @router.get("/api/status")
+    def status(request: Request) -> dict[str, Any]:
+        require_api(request)
+        snap = cache._snap
+        return {"ready": snap is not None, "error": cache.last_error,
+                "computed_seconds": None if snap is None else round(snap.seconds, 2),
+                "signature": None if snap is None else dict(snap.signature)}
+
+    @router.get("/api/moments")
+    def moments(request: Request, type: str = "", channel: str = "", limit: int = 100) -> dict[str, Any]:
+        require_api(request)
+        snap = api_snapshot()
+        return views.live_moments(snap, get_activator(), type or None, channel or None, max(1, min(limit, 500)))
+
+    @router.get("/api/funnel")
+    def funnel_api(request: Request, steps: str = "", step: list[str] | None = Query(None), mode: str = "ordered",
+                   window_days: float = 7.0, breakdown: str = "") -> JSONResponse:
+        """A funnel over the stored events: `steps=A,B,C` (or repeated `step=`), `mode` ordered /
+        strict / unordered, `window_days` from the first step, optional `breakdown` column."""
+        require_api(request)
+        snap = api_snapshot()
+        chosen = [x for x in (step or []) if x] or [x.strip() for x in steps.split(",") if x.strip()]
+        try:
+            out = views.funnel_result(snap, chosen, mode, window_days, breakdown or None)
+        except MicromomentsError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(out)
+
+    return router
