@@ -165,7 +165,9 @@ def render(data: ReportData, title: str = "Micro-moments report") -> str:
     template = env.get_template("report.html.j2")
     subtitle = "Where people want to know, go, do and buy — and what happens next."
     return template.render(
-        title=title, subtitle=subtitle, sections=_sections(data), plotly_js=get_plotlyjs(),
+        title=title, subtitle=subtitle, sections=_sections(data) + list(getattr(data, "persona_sections", []))
+        + list(getattr(data, "measure_sections", [])) + list(getattr(data, "predict_sections", [])),
+        plotly_js=get_plotlyjs(),
         version=f"{micromoments.__version__} (plotly {plotly.__version__})",
         generated=dt.datetime.now().strftime("%d %b %Y %H:%M"),
     )
@@ -178,5 +180,15 @@ def build_report(store: Any, output_path: str | Path, config: Any | None = None)
     """
     output = Path(output_path)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render(collect(store, config)), encoding="utf-8")
+    data = collect(store, config)
+    from micromoments.report.personas import persona_sections  # personas hook: one section per persona
+
+    data.persona_sections = persona_sections(store, config)  # type: ignore[attr-defined]
+    from micromoments.report.measure import measure_sections  # measure hook: metrics, attribution, monitoring
+
+    data.measure_sections = measure_sections(store, config)  # type: ignore[attr-defined]
+    from micromoments.report.predict import predict_sections  # predict hook: model quality, importance, lift
+
+    data.predict_sections = predict_sections(store, config)  # type: ignore[attr-defined]
+    output.write_text(render(data), encoding="utf-8")
     return output
