@@ -65,6 +65,7 @@ INTERRUPTING = ("push", "email", "sms", "webhook")
 RECENT_EVENTS = 50
 OPT_OUT_EVENTS = {"unsubscribed": "all", "opted out": "all", "email unsubscribed": "email",
                   "push disabled": "push", "push notifications disabled": "push", "sms opted out": "sms"}
+HOLDOUT_VARIANTS = frozenset({"control", "holdout"})
 OPT_IN_EVENTS = {"subscribed": "all", "opted in": "all", "push enabled": "push",
                  "push notifications enabled": "push", "email subscribed": "email"}
 CLICK_EVENTS = {"notification opened", "push notification opened", "email link clicked", "content clicked",
@@ -266,6 +267,7 @@ class Activator:
         self.log_sink = log_sink
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
+        self._assigned: set[tuple[str, str]] = set()  # (experiment, person) already logged
         ex = examples_dir()
         self.catalog = Catalog.load(catalog_path or act.catalog or ex / "catalog.yaml")
         if isinstance(stores, StoreIndex):
@@ -687,6 +689,30 @@ class Activator:
             "properties": _as_dict(event.get("properties")) if event else {},
         }
 
+    def _in_holdout(self, d: Decision, person_id: str, now: datetime) -> bool:
+        """Assign the person to every `[[experiments]]` entry (the same hash as the batch analysis),
+        log the first assignment per experiment, and tag the decision with the first experiment.
+
+        A variant named `control` or `holdout` gets no content: that is how a test measures what
+        the playbooks add ("does answering the moment lift conversion?").
+        """
+        experiments = getattr(self.config, "experiments", None) or []
+        if not experiments:
+            return False
+        from micromoments.measure.experiments import live_assignments  # pure hashing, no I/O
+
+        rows = live_assignments(person_id, experiments, now)
+        for row in rows:
+            key = (row["experiment"], person_id)
+            if key not in self._assigned:
+                self._assigned.add(key)
+                if self.log_sink is not None:
+                    self.log_sink("assignments", row)
+        if not rows:
+            return False
+        d.experiment, d.variant = rows[0]["experiment"], rows[0]["variant"]
+        return str(d.variant).lower() in HOLDOUT_VARIANTS
+
     def _log_decision(self, d: Decision) -> None:
         self.counters[f"decision_{d.status}"] += 1
         if self.log_sink is not None:
@@ -725,6 +751,10 @@ class Activator:
             d = self._new_decision(st, None, channel, now, mc, store, km)
             d.moment = moment
             d.context["placement"] = context.get("placement")
+            if self._in_holdout(d, person_id, now):
+                d.status = "holdout"
+                self._log_decision(d)
+                return d
             items: list[ContentItem] = []
             if personalise:
                 for pb in self.playbooks:
