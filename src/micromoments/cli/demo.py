@@ -57,6 +57,21 @@ def demo(
         personas = build_personas(store, cfg, stores_path=paths.stores)
     console.print(f"personas: {personas.summary()}: " + "; ".join(personas.descriptions.persona))
 
+    with console.status("[bold]predict: next-moment and propensity models (quick settings)…"):
+        from micromoments.errors import MicromomentsError
+        from micromoments.predict.pipeline import train_from_store
+
+        t_pred = time.perf_counter()
+        try:
+            _, pm = train_from_store(store, cfg, out / "predict_model", max_iter=40, max_train_rows=20_000)
+            f3 = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+            console.print(f"predict: next-moment macro AUC {f3(pm['next_moment'].get('model'))} (repeat-last "
+                          f"{f3(pm['next_moment'].get('repeat_last'))}), buy-this-session AUC "
+                          f"{f3(pm['targets']['buy_session']['auc'])} in {time.perf_counter() - t_pred:.0f} s "
+                          f"→ {out / 'predict_model'}")
+        except MicromomentsError as exc:  # too little demo data to train on: the rest still runs
+            console.print(f"predict: skipped ({exc})")
+
     with console.status("[bold]4/4 building the journey analytics and the report…"):
         report = build_report(store, out / "report.html", cfg)
     store.close()

@@ -24,7 +24,7 @@ def byte_progress() -> Progress:
 @friendly_errors
 def ingest(
     files: list[Path] = typer.Argument(..., help="Files to load: .jsonl/.json (Segment, PostHog, GA4), .csv/.tsv, .parquet; maybe .gz."),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="segment, posthog, ga4, csv, tsv or parquet (default: guessed)."),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", help="segment, posthog, ga4, csv, tsv, parquet, or rees46 (CSV with the REES46 columns) (default: guessed)."),
     mapping: Optional[str] = typer.Option(None, "--map", help="CSV/Parquet columns: user_id=uid,event=action,timestamp=ts"),
     db: Optional[Path] = DB_OPTION,
     config_path: Optional[Path] = CONFIG_OPTION,
@@ -35,6 +35,10 @@ def ingest(
     from micromoments.store.ingest import ingest_file
 
     cfg = load_config(config_path)
+    if fmt == "rees46":  # a preset: CSV with the REES46 column mapping (see predict/rees46.py)
+        from micromoments.predict.rees46 import REES46_MAPPING
+
+        fmt, mapping = "csv", mapping or REES46_MAPPING
     store = Store(db or cfg.store.path)
     failed = False
     with byte_progress() as bar:
