@@ -70,7 +70,7 @@ def test_cli_validate_reports_file_line_and_exits_2(tmp_path: Path):
     runner = CliRunner()
     ok = runner.invoke(app, ["playbooks", "validate"])
     assert ok.exit_code == 0, ok.output
-    assert "4 playbook(s)" in ok.output
+    assert "5 playbook(s)" in ok.output
     (tmp_path / "a_good.yaml").write_text(GOOD)
     (tmp_path / "b_bad.yaml").write_text(BROKEN[0][0])
     (tmp_path / "c_bad.yml").write_text(BROKEN[2][0])

@@ -146,6 +146,8 @@ class ProfileState:
     stage: str | None = None
     persona: str | None = None
     segments: tuple[str, ...] = ()
+    # predictions (when a scorer is set): next_moment {type: p}, p_buy_session, p_buy_7d
+    scores: dict[str, Any] | None = None
     # consent
     consent: bool | None = None                  # explicit marketing consent, when given
     opted_out: set[str] = field(default_factory=set)  # "all" or channels
@@ -260,8 +262,10 @@ class Activator:
                  deliverers: Mapping[str, Deliverer] | None = None,
                  clock: Callable[[], datetime] | None = None, log_sink: LogSink | None = None,
                  classifier: Classifier | None = None, on_moment: Callable[[dict[str, Any]], None] | None = None,
-                 delivery_threads: int = 2, seed: int | None = None):
+                 delivery_threads: int = 2, seed: int | None = None, scorer: Any | None = None):
         self.config = config
+        # A `predict.live.LiveScorer`: predicted moments and propensities for triggers and decide().
+        self.scorer = scorer
         act = config.activation
         self.clock = clock or _utcnow
         self.log_sink = log_sink
@@ -455,6 +459,11 @@ class Activator:
         st.stage = self.stage_rules.stage(st.features())
         st.recent.append({"ts": ts, "type": etype, "event": event.get("event"), "query": event.get("query"),
                           "moment": em.moment if em else None})
+        if self.scorer is not None:
+            # The scorer folds the event into its own per-person features (the batch definitions).
+            scored = dict(event)
+            scored["moment"] = em.moment if em is not None and em.moment != "other" else None
+            st.scores = self.scorer.update(st.person_id, scored)
 
         store, km = self.stores.nearest(event.get("lat"), event.get("lon")) if event.get("lat") is not None \
             else self.stores.nearest(st.lat, st.lon)
@@ -591,7 +600,7 @@ class Activator:
             channel=event.get("channel") or st.channel, device=event.get("device_type") or st.device,
             store_km=km, local=local_time(ts, event.get("timezone") or st.timezone, tz_default),
             properties=props, open_cart=bool(st.cart) or (st.session_cart_events > 0 and st.session_conversions == 0),
-            cart_idle_minutes=idle,
+            cart_idle_minutes=idle, scores=st.scores,
         )
 
     def _fire(self, st: ProfileState, mc: MatchContext, event: Mapping[str, Any],
@@ -747,9 +756,11 @@ class Activator:
                               local=local_time(now, context.get("timezone") or st.timezone,
                                                self.config.activation.default_timezone),
                               properties=_as_dict(context.get("properties")),
-                              open_cart=bool(st.cart), cart_idle_minutes=None)
+                              open_cart=bool(st.cart), cart_idle_minutes=None, scores=st.scores)
             d = self._new_decision(st, None, channel, now, mc, store, km)
             d.moment = moment
+            if st.scores is not None:
+                d.context["scores"] = st.scores
             d.context["placement"] = context.get("placement")
             if self._in_holdout(d, person_id, now):
                 d.status = "holdout"

@@ -85,6 +85,7 @@ class MatchContext:
     properties: dict[str, Any] = field(default_factory=dict)
     open_cart: bool = False
     cart_idle_minutes: float | None = None
+    scores: dict[str, Any] | None = None  # predict.live.LiveScorer output, when a model is loaded
 
 
 def _prop(props: dict[str, Any], dotted: str) -> Any:
@@ -145,9 +146,22 @@ class Trigger(BaseModel):
     properties: dict[str, Any] = Field(default_factory=dict)
     open_cart: bool | None = None
     cart_idle_minutes: float | None = Field(default=None, ge=0)
+    # Predictions (need a `[predict]` model): e.g. `predicted_moments: {go: 0.5}` = "likely `go` next",
+    # `min_buy_propensity: 0.6` = chance to buy before this session ends.
+    predicted_moments: dict[str, float] = Field(default_factory=dict)
+    min_buy_propensity: float | None = Field(default=None, ge=0, le=1)
+    min_buy_propensity_7d: float | None = Field(default=None, ge=0, le=1)
 
     _list = field_validator("moments", "go_types", "events", "stages", "personas", "segments", "channels",
                             "devices", mode="before")(_listify)
+
+    @field_validator("predicted_moments")
+    @classmethod
+    def _probabilities(cls, v: dict[str, float]) -> dict[str, float]:
+        for moment, p in v.items():
+            if not 0 <= float(p) <= 1:
+                raise ValueError(f"predicted_moments.{moment}: {p} is not a probability between 0 and 1")
+        return v
 
     @field_validator("properties")
     @classmethod
@@ -191,6 +205,16 @@ class Trigger(BaseModel):
                 return False
         if self.open_cart is not None and c.open_cart != self.open_cart:
             return False
+        if self.predicted_moments or self.min_buy_propensity is not None or self.min_buy_propensity_7d is not None:
+            if not c.scores:  # no model loaded: a prediction trigger cannot hold
+                return False
+            nxt = c.scores.get("next_moment") or {}
+            if any(nxt.get(m, 0.0) < p for m, p in self.predicted_moments.items()):
+                return False
+            if self.min_buy_propensity is not None and c.scores.get("p_buy_session", 0.0) < self.min_buy_propensity:
+                return False
+            if self.min_buy_propensity_7d is not None and c.scores.get("p_buy_7d", 0.0) < self.min_buy_propensity_7d:
+                return False
         if self.cart_idle_minutes is not None and (
             c.cart_idle_minutes is None or c.cart_idle_minutes < self.cart_idle_minutes
         ):

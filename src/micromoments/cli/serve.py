@@ -23,7 +23,17 @@ def build_activator(cfg, sink):  # noqa: ANN001, ANN201 — optional capability
         if exc.name != "micromoments.activation.engine":
             raise
         return None
-    return Activator(cfg, log_sink=sink)
+    return Activator(cfg, log_sink=sink, scorer=load_scorer(cfg))
+
+
+def load_scorer(cfg):  # noqa: ANN001, ANN201
+    """The `[predict] model_path` model as a live scorer, if one was trained (None otherwise)."""
+    from micromoments.predict.live import LiveScorer
+
+    path = Path(cfg.predict.model_path)
+    if not (path / "manifest.json").exists():
+        return None
+    return LiveScorer(path, config=cfg)
 
 
 def preload_personas(activator, store_path: Path) -> int:  # noqa: ANN001
