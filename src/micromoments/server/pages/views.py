@@ -322,19 +322,44 @@ def person_summary(snap: Snapshot) -> pd.DataFrame:
     return snap.remember(("person_summary",), build)
 
 
+PERSON_EVENT_COLUMNS = ("ts", "session_no", "type", "event", "query", "page_path", "page_title", "channel",
+                        "device_type", "revenue", "moment", "go_type", "confidence")
+
+
+def _events_by_person(snap: Snapshot) -> tuple[Any, list[str]]:
+    """The sessionized events, copied once per snapshot in person order: DuckDB's min/max index per
+    row group then skips all but one group for a person, instead of scanning every event."""
+    s = snap.journey.sessionized
+    cols = [c for c in PERSON_EVENT_COLUMNS if c in s.columns]
+
+    def build() -> Any:
+        with snap.lock:
+            return snap.db.ibis.create_table(f"_mm_events_by_person_{id(snap)}",
+                                             s.select("person_id", *cols).order_by(["person_id", "ts"]),
+                                             temp=True, overwrite=True)
+
+    return snap.remember(("events_by_person",), build), cols
+
+
+def _rows_of(snap: Snapshot, frame: str, person_id: str) -> pd.DataFrame:
+    """One person's rows of `snap.episodes` or `snap.sessions`, through a positions index built once."""
+    df = getattr(snap, frame)
+    if df.empty:
+        return df
+    index = snap.remember((f"{frame}_by_person",), lambda: df.groupby("person_id", sort=False).indices)
+    return df.iloc[index.get(person_id, [])]
+
+
 def person(snap: Snapshot, person_id: str) -> dict[str, Any] | None:
     """One person's events, grouped by session, with the moment of each interaction."""
     if snap.journey is None:
         return None
-    s = snap.journey.sessionized
-    cols = [c for c in ("ts", "session_no", "type", "event", "query", "page_path", "page_title", "channel",
-                        "device_type", "revenue", "moment", "go_type", "confidence") if c in s.columns]
+    s, cols = _events_by_person(snap)
     ev = snap.execute(s.filter(s.person_id == person_id).select(*cols).order_by(["ts"]).limit(2000))
     if ev.empty:
         return None
-    ep = snap.episodes
-    ep = ep[ep.person_id == person_id].sort_values("secs_start") if not ep.empty else ep
-    sess = snap.sessions[snap.sessions.person_id == person_id].set_index("session_id") if not snap.sessions.empty else None
+    ep = _rows_of(snap, "episodes", person_id).sort_values("secs_start")
+    sess = _rows_of(snap, "sessions", person_id).set_index("session_id") if not snap.sessions.empty else None
     sessions = []
     for no, grp in ev.groupby("session_no", sort=True):
         sid = f"{person_id}:{no}"
@@ -446,7 +471,8 @@ def prerender(snap: Snapshot) -> None:
               lambda: store_moments(snap, None, None, 100), lambda: panels.personas(snap),
               lambda: panels.attribution(snap)]
     if not snap.episodes.empty:
-        steps += [lambda: person_summary(snap), lambda: paths_index(snap)]
+        steps += [lambda: person_summary(snap), lambda: paths_index(snap), lambda: _events_by_person(snap),
+                  lambda: _rows_of(snap, "episodes", ""), lambda: _rows_of(snap, "sessions", "")]
     if len(snap.report.funnel_steps) >= 2:
         steps.append(lambda: funnel_result(snap, list(snap.report.funnel_steps), "ordered", 7.0))
     for step in steps:
