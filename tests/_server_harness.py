@@ -32,7 +32,8 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def wait_up(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+# Generous: a cold start on a busy 2-core CI machine (imports, the pages warm-up) can take 30 s or more.
+def wait_up(url: str, timeout: float = 120.0, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
