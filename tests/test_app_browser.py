@@ -7,6 +7,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationW
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-IMG = Path(__file__).parents[1] / "docs" / "img"
+# Screenshots go to a temporary folder; `MICROMOMENTS_SCREENSHOTS=docs/img pytest ...` refreshes the README's.
+IMG = Path(os.environ.get("MICROMOMENTS_SCREENSHOTS") or tempfile.mkdtemp(prefix="mm-shots-"))
 # page -> how many Plotly charts it draws with the demo data
 PAGES = {"/app": 2, "/app/live": 1, "/app/journey": 5, "/app/questions": 2, "/app/personas": 1,
          "/app/playbooks": 0, "/app/experiments": 1}

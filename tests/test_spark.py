@@ -66,7 +66,13 @@ def _normal(frame: pd.DataFrame) -> pd.DataFrame:
             out[col] = pd.to_numeric(s, errors="coerce").astype("float64")
         else:
             out[col] = s.astype(object).where(s.notna(), None)
-    return out.sort_values(list(out.columns)).reset_index(drop=True)
+    # Mean confidences are rounded to 4 places for display, and parallel sums may differ in their
+    # last bit between engines (or runs), which can flip that rounding: keep them out of the sort key.
+    keys = [c for c in out.columns if c not in ROUNDED_MEANS] or list(out.columns)
+    return out.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+ROUNDED_MEANS = ("confidence",)
 
 
 def same_on_both(engines, table: str, analytic: Callable[[ibis.Table], ibis.Table]) -> pd.DataFrame:
@@ -74,7 +80,10 @@ def same_on_both(engines, table: str, analytic: Callable[[ibis.Table], ibis.Tabl
     a = _normal(duck.execute(analytic(duck.table(table))))
     b = _normal(spark.execute(analytic(spark.table(table))))
     assert len(a) > 0, "the analytic returned nothing: the comparison would prove nothing"
-    pd.testing.assert_frame_equal(a, b[a.columns], check_dtype=False, rtol=1e-9, atol=1e-9)
+    exact = [c for c in a.columns if c not in ROUNDED_MEANS]
+    pd.testing.assert_frame_equal(a[exact], b[exact], check_dtype=False, rtol=1e-9, atol=1e-9)
+    for c in set(a.columns) & set(ROUNDED_MEANS):  # one unit in the 4th place, at most
+        pd.testing.assert_series_equal(a[c], b[c], check_dtype=False, rtol=0, atol=1.01e-4)
     return a
 
 

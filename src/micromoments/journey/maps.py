@@ -24,15 +24,13 @@ def journey_map(staged: ir.Table) -> ir.Table:
     >>> # journey_map(assign_stages(episodes(sessionize(events))))
     """
     w = ibis.window(group_by="person_id", order_by=_person_order())
-    t = staged.mutate(_changed=ibis.ifelse(staged.stage.lag().over(w).isnull()
-                                           | (staged.stage != staged.stage.lag().over(w)), 1, 0))
-    cum = ibis.window(group_by="person_id", order_by=_person_order(), rows=(None, 0))
-    t = t.mutate(_run=t._changed.sum().over(cum))
-    runs = t.group_by(["person_id", "_run"]).aggregate(_run_start=t.secs_start.min())
-    wr = ibis.window(group_by="person_id", order_by="_run")
-    runs = runs.mutate(_next_start=runs._run_start.lead().over(wr))
-    runs = runs.select(_r_person=runs.person_id, _r_run=runs._run, _next_start=runs._next_start)
-    t = t.join(runs, (t.person_id == runs._r_person) & (t._run == runs._r_run))
+    prev = staged.stage.lag().over(w)
+    t = staged.mutate(_changed=ibis.ifelse(prev.isnull() | (staged.stage != prev), 1, 0))
+    # The next stage starts at the first later episode that changed stage: episodes are in
+    # `secs_start` order, so that is the least start among the later changes (one window pass
+    # instead of numbering the runs, aggregating them and joining them back).
+    later = ibis.window(group_by="person_id", order_by=_person_order(), rows=(1, None))
+    t = t.mutate(_next_start=ibis.ifelse(t._changed == 1, t.secs_start, ibis.null("int64")).min().over(later))
     t = t.mutate(_to_next=(t._next_start - t.secs_start).cast("float64"))
     return t.group_by(["stage", "moment"]).aggregate(
         episodes=t.count(),

@@ -133,34 +133,49 @@ def session_features(sessionized: ir.Table, episodes_table: ir.Table, vocab: Any
     session had no intent, e.g. a REES46 clickstream without queries): stages then rest on
     cart, purchase, product views and visit number alone.
     """
-    from micromoments.journey.vocab import EventVocabulary
+    from micromoments.journey.sessions import event_facts
 
-    vocab = vocab or EventVocabulary()
-    s = sessionized.mutate(
-        _conv=vocab.is_conversion(sessionized).cast("int64"),
-        _cart=vocab.is_cart(sessionized).cast("int64"),
-        _view=vocab.is_product_view(sessionized).cast("int64"),
-        _support=vocab.is_support(sessionized).cast("int64"),
+    return session_features_from_facts(event_facts(sessionized, vocab), episodes_table)
+
+
+SESSION_FEATURE_COLUMNS = (
+    "person_id", "session_id", "session_no", "start", "secs_start", "events", "conversions", "cart_events",
+    "product_views", "support_events", "revenue", "moment", "episodes", "converted", "first_session",
+    "purchased_before",
+)
+
+
+def session_features_from_facts(facts: ir.Table, episodes_table: ir.Table) -> ir.Table:
+    """`session_features` from `sessions.event_facts` (vocabulary flags already evaluated)."""
+    s = facts.mutate(
+        _conv=facts.is_conv.cast("int64"), _cart=facts.is_cart.cast("int64"),
+        _view=facts.is_view.cast("int64"), _support=facts.is_support.cast("int64"),
     )
-    feats = s.group_by(["person_id", "session_id", "session_no"]).aggregate(
+    feats = s.group_by(["person_id", "session_no"]).aggregate(
         start=s.ts.min(), secs_start=s.secs.min(), events=s.count(),
         conversions=s._conv.sum(), cart_events=s._cart.sum(),
         product_views=s._view.sum(), support_events=s._support.sum(),
         revenue=s.revenue.sum(where=s._conv == 1).fill_null(0.0),
+        # The first purchase of the person up to this session: the person's first purchase
+        # precedes this session's start exactly when it is in an earlier session.
+        _session_buy=s.secs.min(where=s._conv == 1),
     )
     ep = episodes_table
-    w = ibis.window(group_by="session_id", order_by=[ibis.desc("interactions"), "episode_no"])
+    w = ibis.window(group_by=["person_id", "session_no"], order_by=[ibis.desc("interactions"), "episode_no"])
     top = ep.mutate(_rk=ibis.row_number().over(w)).filter(lambda t: t._rk == 0)
-    top = top.select(_t_session=top.session_id, moment=top.moment)
-    n_eps = ep.group_by("session_id").aggregate(episodes=ep.count()).rename(_n_session="session_id")
-    feats = feats.left_join(top, feats.session_id == top._t_session).drop("_t_session")
-    feats = feats.left_join(n_eps, feats.session_id == n_eps._n_session).drop("_n_session")
-    conv = s.filter(s._conv == 1)
-    first_buy = conv.group_by("person_id").aggregate(_first_buy=conv.secs.min()).rename(_fb="person_id")
+    n_eps = ep.group_by(["person_id", "session_no"]).aggregate(_n=ep.count())
+    top = top.select(_t_person=top.person_id, _t_session=top.session_no, moment=top.moment)
+    feats = feats.left_join(top, (feats.person_id == top._t_person) & (feats.session_no == top._t_session))
+    feats = feats.drop("_t_person", "_t_session")
+    n_eps = n_eps.rename(_n_person="person_id", _n_session="session_no")
+    feats = feats.left_join(n_eps, (feats.person_id == n_eps._n_person) & (feats.session_no == n_eps._n_session))
+    feats = feats.drop("_n_person", "_n_session")
+    first_buy = feats.group_by("person_id").aggregate(_first_buy=feats._session_buy.min()).rename(_fb="person_id")
     feats = feats.left_join(first_buy, feats.person_id == first_buy._fb).drop("_fb")
     return feats.mutate(
-        episodes=feats.episodes.fill_null(0),
+        session_id=feats.person_id.concat(":", feats.session_no.cast("string")),
+        episodes=feats._n.fill_null(0),
         converted=feats.conversions > 0,
         first_session=feats.session_no == 1,
         purchased_before=(feats._first_buy < feats.secs_start).fill_null(False),
-    ).drop("_first_buy")
+    ).select(*SESSION_FEATURE_COLUMNS)
