@@ -6,7 +6,8 @@ Generates demo events (Segment JSONL), writes a flat Parquet copy, then for each
 times (in separate processes, so peak memory is each one's own):
   baseline: CREATE TABLE t AS SELECT * FROM read_json(file) / read_parquet(file)
   ours:     micromoments ingest (validation, quarantine, dedup, stitching, profiles)
-and prints events/s, the ratio ours/baseline, and each process's peak RSS.
+and prints events/s, the ratio ours/baseline (wall and CPU time), each process's peak RSS,
+and the 1-minute load average before and after (the machine may be shared).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ reader = "read_parquet" if sys.argv[1].endswith(".parquet") else "read_json"
 con.execute(f"CREATE TABLE t AS SELECT * FROM {reader}('{sys.argv[1]}')")
 n = con.execute("SELECT count(*) FROM t").fetchone()[0]
 import resource
-print(n, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+r = resource.getrusage(resource.RUSAGE_SELF)
+print(n, time.perf_counter() - t, r.ru_maxrss // 1024, r.ru_utime + r.ru_stime)
 """
 
 OURS = """
@@ -40,15 +42,20 @@ store = Store(sys.argv[2])
 t = time.perf_counter()
 result = ingest_file(store, sys.argv[1])
 import resource
-print(result.loaded, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+r = resource.getrusage(resource.RUSAGE_SELF)
+print(result.loaded, time.perf_counter() - t, r.ru_maxrss // 1024, r.ru_utime + r.ru_stime)
 """
 
 
-def run(code: str, *args: str) -> tuple[int, float, int]:
-    """Run `code` in a fresh interpreter: (events, seconds, its own peak RSS in MB)."""
+def run(code: str, *args: str) -> tuple[int, float, int, float]:
+    """Run `code` in a fresh interpreter: (events, seconds, its own peak RSS in MB, CPU seconds).
+
+    CPU seconds (user + system, all threads, the whole process) are reported because on a
+    shared machine wall time depends on what else runs; CPU time much less so.
+    """
     out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True, text=True)
-    n, seconds, peak_mb = out.stdout.strip().splitlines()[-1].split()
-    return int(n), float(seconds), int(peak_mb)
+    n, seconds, peak_mb, cpu = out.stdout.strip().splitlines()[-1].split()
+    return int(n), float(seconds), int(peak_mb), float(cpu)
 
 
 def fresh(path: Path) -> str:
@@ -61,6 +68,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=5_000_000, help="about how many events to generate")
     parser.add_argument("--workdir", type=Path, default=Path("bench-data"))
+    parser.add_argument("--only", nargs="+", default=["jsonl", "parquet"], choices=["jsonl", "parquet"],
+                        help="which files to time")
     args = parser.parse_args()
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
@@ -89,13 +98,18 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"JSONL {size_gb:.2f} GB, Parquet {parquet.stat().st_size / 1e9:.2f} GB")
     rows = []
-    for label, file in (("JSONL", jsonl), ("Parquet", parquet)):
-        n_base, t_base, mem_base = run(BASELINE, str(file), fresh(work / "baseline.duckdb"))
-        n_ours, t_ours, mem_ours = run(OURS, str(file), fresh(work / "ours.duckdb"))
+    formats = [f for f in (("JSONL", jsonl), ("Parquet", parquet)) if f[0].lower() in args.only]
+    for label, file in formats:
+        load_before = os.getloadavg()[0]
+        n_base, t_base, mem_base, cpu_base = run(BASELINE, str(file), fresh(work / "baseline.duckdb"))
+        n_ours, t_ours, mem_ours, cpu_ours = run(OURS, str(file), fresh(work / "ours.duckdb"))
         row = {
             "format": label, "events": n_ours, "baseline_s": round(t_base, 1), "ours_s": round(t_ours, 1),
             "baseline_events_per_s": round(n_base / t_base), "ours_events_per_s": round(n_ours / t_ours),
             "ratio": round(t_ours / t_base, 2), "baseline_peak_mb": mem_base, "ours_peak_mb": mem_ours,
+            "baseline_cpu_s": round(cpu_base, 1), "ours_cpu_s": round(cpu_ours, 1),
+            "cpu_ratio": round(cpu_ours / cpu_base, 2),
+            "load_avg_1m": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         }
         rows.append(row)
         print(json.dumps(row))

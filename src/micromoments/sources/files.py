@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import gzip
 import os
+import threading
 import zlib
 from collections.abc import Callable, Iterator
+from queue import Queue
+from typing import TypeVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -23,6 +26,7 @@ import pyarrow as pa
 from micromoments.errors import InputError
 
 BLOCK_BYTES = 134217728
+T = TypeVar("T")
 
 
 @dataclass
@@ -37,6 +41,15 @@ class LineChunk:
     first_line: int
     lines: pa.LargeStringArray
     undecodable: list[tuple[int, str]] = field(default_factory=list)
+    data: memoryview = field(default_factory=lambda: memoryview(b""))  # the block the lines view
+
+    def contains(self, needle: bytes) -> bool:
+        """Whether any line contains `needle` (one fast pass over the block, no copy)."""
+        obj = self.data.obj
+        if isinstance(obj, (bytes, bytearray)) and len(obj) >= len(self.data):
+            # The chunk views the start of its block: search the block in place.
+            return obj.find(needle, 0, len(self.data)) >= 0
+        return needle in self.data.tobytes()
 
 
 def is_gzip(path: str | Path) -> bool:
@@ -94,33 +107,97 @@ def iter_line_chunks(
     carry = b""
     try:
         while True:
-            try:
-                block = stream.read(block_bytes)
-            except (OSError, EOFError, zlib.error) as exc:
-                raise InputError(f"cannot read: {exc}", where=str(path),
-                                 hint="is the file truncated or not really gzip?") from exc
+            # Read straight into the buffer the chunk will view: no copy of the block
+            # (joining it to the previous block's tail and slicing it copied it twice).
+            buf = bytearray(len(carry) + block_bytes)
+            buf[:len(carry)] = carry
+            filled = len(carry) + _read_into(stream, memoryview(buf)[len(carry):], path)
             if on_progress is not None:
                 on_progress(underlying.tell())
-            if not block:
+            if filled == len(carry):  # end of file
                 break
-            block = carry + block
-            cut = block.rfind(b"\n")
+            cut = buf.rfind(b"\n", 0, filled)
             if cut < 0:
-                carry = block
+                carry = bytes(buf[:filled])
                 continue
-            carry = block[cut + 1:]
-            chunk = _decode(block[:cut + 1], next_line)
+            carry = bytes(buf[cut + 1:filled])
+            chunk = _decode(memoryview(buf)[:cut + 1], next_line)
             next_line += len(chunk.lines)
             yield chunk
         if carry:
-            yield _decode(carry, next_line)
+            yield _decode(memoryview(carry), next_line)
     finally:
         stream.close()
         if underlying is not stream:
             underlying.close()
 
 
-def _decode(data: bytes, first_line: int) -> LineChunk:
+def _read_into(stream: BinaryIO, view: memoryview, path: str | Path) -> int:
+    """Fill `view` from `stream` (a gzip stream may return less per call); bytes read."""
+    done = 0
+    while done < len(view):
+        try:
+            n = stream.readinto(view[done:])  # type: ignore[attr-defined]
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(f"cannot read: {exc}", where=str(path),
+                             hint="is the file truncated or not really gzip?") from exc
+        if not n:
+            break
+        done += n
+    return done
+
+
+def prefetch(items: Iterator[T], ahead: int = 1) -> Iterator[T]:
+    """Yield from `items`, producing up to `ahead` items ahead in a background thread.
+
+    Reading and splitting the next block (file I/O, numpy, Arrow: mostly without the GIL)
+    then overlaps with the caller's work on the current one. At most `ahead + 1` items
+    are alive at once: the producer starts item k + 2 only after the caller is done with
+    item k. Errors surface in the caller.
+
+    >>> list(prefetch(iter(range(3))))
+    [0, 1, 2]
+    """
+    done = object()
+    queue: Queue = Queue()
+    slots = threading.Semaphore(ahead + 1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            while True:
+                while not slots.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
+                    return
+                try:
+                    item = next(items)
+                except StopIteration:
+                    queue.put((done, None))
+                    return
+                queue.put((item, None))
+        except BaseException as exc:  # handed to the consumer
+            queue.put((done, exc))
+
+    worker = threading.Thread(target=produce, name="prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = queue.get()
+            if item is done:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+            del item  # the caller is done with it: its slot is free
+            slots.release()
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _decode(data: memoryview, first_line: int) -> LineChunk:
     """Split a block into lines without copying it: offsets from numpy, text from the block."""
     raw = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(raw == 10) + 1
@@ -131,8 +208,8 @@ def _decode(data: bytes, first_line: int) -> LineChunk:
     try:
         lines.validate(full=True)  # checks UTF-8
     except pa.ArrowInvalid:
-        return _decode_line_by_line(data, first_line)
-    return LineChunk(first_line, lines)
+        return _decode_line_by_line(data.tobytes(), first_line)
+    return LineChunk(first_line, lines, data=data)
 
 
 def _decode_line_by_line(data: bytes, first_line: int) -> LineChunk:
@@ -146,7 +223,7 @@ def _decode_line_by_line(data: bytes, first_line: int) -> LineChunk:
             bad.append((first_line + i, raw.decode("utf-8", errors="backslashreplace")))
     if texts and texts[-1] == "" and data.endswith(b"\n"):
         texts.pop()
-    return LineChunk(first_line, pa.array(texts, pa.large_string()), bad)
+    return LineChunk(first_line, pa.array(texts, pa.large_string()), bad, data=memoryview(data))
 
 
 def file_size(path: str | Path) -> int:
@@ -165,4 +242,4 @@ def read_text(path: str | Path, *, limit_bytes: int = 1 << 30) -> str:
         raise InputError(f"not UTF-8 at byte {exc.start}", where=str(path)) from exc
 
 
-__all__ = ["LineChunk", "iter_line_chunks", "open_binary", "is_gzip", "file_size", "read_text", "read_head", "check_readable"]
+__all__ = ["LineChunk", "iter_line_chunks", "prefetch", "open_binary", "is_gzip", "file_size", "read_text", "read_head", "check_readable"]

@@ -160,7 +160,8 @@ def mapping_sql(spec: dict[str, Pick], source_relation: str, *, keep_raw: bool =
             exprs[column] = "coalesce(" + ", ".join(epoch_or_iso_sql(v) for v in values) + ", NULL)"
 
     # No id sent: the document's hash is its id, so re-ingesting it is still harmless.
-    exprs["message_id"] = f"coalesce({exprs.get('message_id', 'NULL')}, 'h:' || md5(j))"
+    # (Hashed without the line break a line may still carry.)
+    exprs["message_id"] = f"coalesce({exprs.get('message_id', 'NULL')}, 'h:' || md5(rtrim(j, chr(10) || chr(13))))"
     type_error = "CASE " + " ".join(checks) + " END" if checks else "NULL"
     select = ",\n      ".join(f"{expr} AS {col}" for col, expr in exprs.items())
     missing = [c for c in MAPPED_COLUMNS if c not in exprs and c not in ("line_no", "raw", "type_error", "doc_error")]

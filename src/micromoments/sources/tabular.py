@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -95,28 +96,48 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def tabular_mapping_sql(columns: list[str], mapping: dict[str, str], relation: str) -> str:
-    """SELECT over `relation(line_no, <columns>)` producing the mapped columns."""
+def tabular_mapping_sql(columns: list[str], mapping: dict[str, str], relation: str,
+                        types: dict[str, str] | None = None) -> str:
+    """SELECT over `relation(line_no, <columns>)` producing the mapped columns.
+
+    `types` (from `column_kinds`) says which columns are already typed (Parquet):
+    those are used as they are instead of going through text and back. `raw` is left
+    NULL: `tabular_raw_sql` rebuilds it for the few rows that are quarantined.
+    """
     from micromoments.events.sql import MAPPED_COLUMNS, epoch_or_iso_sql, typed_null
 
+    types = types or {}
     exprs: dict[str, str] = {}
     checks: list[str] = []
     for field_name, column in mapping.items():
         target, kind = TARGETS[field_name]
         col = _ident(column)
+        have = types.get(column, "string")
+        text = f"json_extract_string({col}, '$')" if have == "json" else f"CAST({col} AS VARCHAR)"
         if kind == "string":
-            exprs[target] = f"nullif(CAST({col} AS VARCHAR), '')"
+            exprs[target] = f"nullif({text}, '')"
         elif kind == "number":
-            exprs[target] = f"TRY_CAST({col} AS DOUBLE)"
+            if have == "number":
+                exprs[target] = f"CAST({col} AS DOUBLE)"
+                continue
+            exprs[target] = f"TRY_CAST({text} AS DOUBLE)"
             checks.append(
-                f"WHEN nullif(CAST({col} AS VARCHAR), '') IS NOT NULL AND TRY_CAST({col} AS DOUBLE) IS NULL "
-                f"THEN '{column}: expected a number, got ' || left(CAST({col} AS VARCHAR), 40)"
+                f"WHEN nullif({text}, '') IS NOT NULL AND TRY_CAST({text} AS DOUBLE) IS NULL "
+                f"THEN '{column}: expected a number, got ' || left({text}, 40)"
             )
-        else:  # time
-            exprs[target] = epoch_or_iso_sql(f"CAST({col} AS VARCHAR)")
+        elif have == "timestamp":  # time, already typed: no text round trip
+            exprs[target] = f"CAST({col} AS TIMESTAMP)"
+        elif have == "timestamptz":
+            exprs[target] = f"CAST(timezone('UTC', {col}) AS TIMESTAMP)"
+        else:  # time, as text or epoch number
+            exprs[target] = epoch_or_iso_sql(text)
     ts_col = _ident(mapping["timestamp"])
-    exprs["ts_missing"] = f"(nullif(CAST({ts_col} AS VARCHAR), '') IS NULL)"
-    exprs["ts_text"] = f"CAST({ts_col} AS VARCHAR)"
+    if types.get(mapping["timestamp"], "string") in ("timestamp", "timestamptz"):
+        exprs["ts_missing"] = f"({ts_col} IS NULL)"
+        exprs["ts_text"] = "CAST(NULL AS VARCHAR)"  # a typed timestamp is never unparseable
+    else:
+        exprs["ts_missing"] = f"(nullif(CAST({ts_col} AS VARCHAR), '') IS NULL)"
+        exprs["ts_text"] = f"CAST({ts_col} AS VARCHAR)"
     exprs.setdefault("type", "'track'")
     exprs["type"] = f"lower(coalesce({exprs['type']}, 'track'))"
     extra = [c for c in columns if c not in set(mapping.values())]
@@ -126,14 +147,16 @@ def tabular_mapping_sql(columns: list[str], mapping: dict[str, str], relation: s
     )
     exprs["properties"] = props
     exprs["is_app"] = "false"
-    raw_cols = ", ".join(f"'{c.replace(chr(39), chr(39) * 2)}', {_ident(c)}" for c in columns)
+    # No id: the row's text is hashed (the text itself is only built for these rows).
+    row_text = "json_object(" + ", ".join(f"'{c.replace(chr(39), chr(39) * 2)}', {_ident(c)}" for c in columns) + ")::VARCHAR"
+    exprs["message_id"] = f"coalesce({exprs.get('message_id', 'NULL')}, 'h:' || md5({row_text}))"
     type_error = "CASE " + " ".join(checks) + " END" if checks else "NULL"
     select = []
     for c in MAPPED_COLUMNS:
         if c == "line_no":
             select.append("line_no")
         elif c == "raw":
-            select.append(f"json_object({raw_cols})::VARCHAR AS raw")
+            select.append("CAST(NULL AS VARCHAR) AS raw")
         elif c == "doc_error":
             select.append("CAST(NULL AS VARCHAR) AS doc_error")
         elif c == "type_error":
@@ -141,6 +164,28 @@ def tabular_mapping_sql(columns: list[str], mapping: dict[str, str], relation: s
         else:
             select.append(f"{exprs.get(c, typed_null(c))} AS {c}")
     return "SELECT " + ",\n  ".join(select) + f"\nFROM {relation}"
+
+
+def tabular_raw_sql(columns: list[str], alias: str) -> str:
+    """The row as JSON text (what the quarantine keeps), over `alias.<columns>`."""
+    return "json_object(" + ", ".join(
+        f"'{c.replace(chr(39), chr(39) * 2)}', {alias}.{_ident(c)}" for c in columns) + ")::VARCHAR"
+
+
+def column_kinds(schema: pa.Schema) -> dict[str, str]:
+    """Which Parquet columns are typed: 'timestamp', 'timestamptz', 'number', 'json' or 'string'."""
+    kinds: dict[str, str] = {}
+    for f in schema:
+        t = f.type
+        if getattr(t, "extension_name", None) == "arrow.json":
+            kinds[f.name] = "json"
+        elif pa.types.is_timestamp(t):
+            kinds[f.name] = "timestamptz" if t.tz else "timestamp"
+        elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+            kinds[f.name] = "number"
+        else:
+            kinds[f.name] = "string"
+    return kinds
 
 
 @dataclass
@@ -199,7 +244,7 @@ def iter_csv_chunks(
                 if next_line not in bad_lines:
                     line_numbers.append(next_line)
                 next_line += 1
-            table = pa.Table.from_batches([batch]).add_column(0, "line_no", pa.array(line_numbers, pa.int64()))
+            table = pa.Table.from_batches([batch]).add_column(0, "line_no", pa.array(np.array(line_numbers, dtype=np.int64)))
             yield RowChunk(table, fresh)
         if rejected:
             yield RowChunk(pa.table({"line_no": pa.array([], pa.int64()), **{n: pa.array([], pa.string()) for n in names}}), rejected[:])
@@ -221,12 +266,22 @@ def iter_parquet_chunks(
     size = Path(path).stat().st_size
     for batch in pf.iter_batches(batch_size=batch_rows):
         table = pa.Table.from_batches([batch])
-        table = table.add_column(0, "line_no", pa.array(range(next_row, next_row + table.num_rows), pa.int64()))
+        table = table.add_column(0, "line_no", pa.array(np.arange(next_row, next_row + table.num_rows, dtype=np.int64)))
         next_row += table.num_rows
         done_rows += table.num_rows
         if on_progress is not None:
             on_progress(int(size * done_rows / total))
         yield RowChunk(table)
+
+
+def tabular_kinds(path: str | Path, fmt: str) -> dict[str, str]:
+    """`column_kinds` of a Parquet file; CSV/TSV columns are all read as text ({})."""
+    if fmt != "parquet":
+        return {}
+    try:
+        return column_kinds(pq.ParquetFile(path).schema_arrow)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"cannot read as Parquet: {exc}", where=str(path)) from exc
 
 
 def tabular_columns(path: str | Path, fmt: str, delimiter: str = ",") -> list[str]:

@@ -44,6 +44,58 @@ def resolve_people(links: Iterable[tuple[str, str]], user_ids: set[str]) -> dict
     return {x: find(x) for x in parent}
 
 
+class PeopleSoFar:
+    """Union-find kept across the chunks of one ingest, so events are stored with the
+    person they belong to as far as the links seen so far say.
+
+    `rebuild_identities` still recomputes everything at the end; this only makes the
+    re-keying UPDATE it runs small (an UPDATE of millions of rows was the ingest's
+    biggest memory peak, as DuckDB keeps updated values in memory until a checkpoint).
+
+    >>> people = PeopleSoFar([("anon-1", "u-1")])
+    >>> people.add([("anon-2", "u-1")])
+    >>> people.person_of(["anon-2", "anon-9"])
+    {'anon-2': 'u-1'}
+    """
+
+    def __init__(self, links: Iterable[tuple[str, str]] = ()):
+        self.parent: dict[str, str] = {}
+        self.users: set[str] = set()
+        self.add(links)
+
+    def _find(self, x: str) -> str:
+        parent = self.parent
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def add(self, links: Iterable[tuple[str, str]]) -> None:
+        links = list(links)
+        self.users.update(b for _, b in links)  # the right-hand side of every link is a user id
+        for a, b in links:
+            self.parent.setdefault(a, a)
+            self.parent.setdefault(b, b)
+            ra, rb = self._find(a), self._find(b)
+            if ra != rb:
+                if (ra not in self.users, ra) < (rb not in self.users, rb):
+                    self.parent[rb] = ra
+                else:
+                    self.parent[ra] = rb
+
+    def person_of(self, ids: Iterable[str]) -> dict[str, str]:
+        """{id: person} for the given ids that belong to someone else (others are their own)."""
+        out = {}
+        for i in ids:
+            if i in self.parent:
+                root = self._find(i)
+                if root != i:
+                    out[i] = root
+        return out
+
+
 def rebuild_identities(con: duckdb.DuckDBPyConnection) -> int:
     """Recompute `identities` from `identity_links`, then re-key `events`; returns rows re-keyed."""
     con.execute("CREATE OR REPLACE TABLE identity_links AS "

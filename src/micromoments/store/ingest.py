@@ -1,8 +1,11 @@
 """Load files into the store: readers -> mapped rows -> canonical events or quarantine.
 
-Each chunk is one transaction: its good rows go to `events` (one row per `message_id`,
-so re-ingesting is harmless), its bad rows to `quarantine` with line and reason, and
-the id pairs it saw to `identity_links`. After the file, identities are re-resolved.
+Each chunk is one transaction: its bad rows go to `quarantine` with line and reason, the
+id pairs it saw to `identity_links`, and its good rows with a new `message_id` (so
+re-ingesting is harmless) to `events` - in whole DuckDB row groups, the remainder
+waiting for the next chunk, and the file's last partial group stored at the end. After
+the file, identities are re-resolved. Memory stays flat: one block of the file (plus
+the next, read ahead) and DuckDB under `[ingest] memory_limit`.
 
 >>> from micromoments.store import Store
 >>> import tempfile, os
@@ -28,7 +31,7 @@ from micromoments.config import Config
 from micromoments.errors import InputError
 from micromoments.events.sql import finish_sql
 from micromoments.sources import FORMATS, detect_format, json_spec
-from micromoments.sources.files import check_readable, file_size, iter_line_chunks, read_head, read_text
+from micromoments.sources.files import check_readable, file_size, iter_line_chunks, prefetch, read_head, read_text
 from micromoments.sources.jsonmap import mapping_sql
 from micromoments.sources.tabular import (
     iter_csv_chunks,
@@ -36,16 +39,25 @@ from micromoments.sources.tabular import (
     parse_mapping,
     resolve_mapping,
     tabular_columns,
+    tabular_kinds,
     tabular_mapping_sql,
+    tabular_raw_sql,
 )
 from micromoments.store import Store
-from micromoments.store.identity import rebuild_identities
+from micromoments.store.identity import PeopleSoFar, rebuild_identities
 from micromoments.store.schema import EVENTS_COLUMNS
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
 _VARIABLE_PART = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z?|(?<=: )\S+$")
 _EVENT_COLS = ", ".join(f'"{c}"' for c in EVENTS_COLUMNS)
+_RTRIM_RAW = "rtrim(c.raw, chr(10) || chr(13))"  # lines arrive with their line break
+_SCAN_SLICE_ROWS = 16_384  # rows per Arrow batch: DuckDB's threads scan batches in parallel
+# DuckDB's row group. Appends that leave `events` at a whole number of row groups are
+# kept as written; ragged ones are rewritten by the next checkpoint (measured: that
+# rewrite cost as much as the insert itself). So each chunk stores whole row groups
+# and carries the rest over to the next chunk (see `_Loader._insert_new_events`).
+ROW_GROUP_ROWS = 122_880
 
 
 @dataclass
@@ -74,7 +86,14 @@ class _Loader:
         self.source = result.source
         self.now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         self.max_future_hours = config.ingest.max_future_skew_hours
-        self.raw_by_line = False  # True: `_staged.raw` is NULL and `_chunk` holds the lines
+        self.stored = int(self.con.execute("SELECT count(*) FROM events").fetchone()[0])
+        self.next_carry: str | None = None  # statement keeping the chunk's unstored rows
+        self.moved_registered = False
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _carry AS SELECT {_EVENT_COLS} FROM events LIMIT 0")
+        self.people = PeopleSoFar(self.con.execute("SELECT a, b FROM identity_links").fetchall())
+        # When set: `_staged.raw` is NULL, and (relation, expression over its alias `c`)
+        # gives the raw text by `line_no`, for the few rows quarantined.
+        self.raw_by_line: tuple[str, str] | None = None
 
     def quarantine_rows(self, rows: list[tuple[int, str | None, str, str]]) -> None:
         """Quarantine rows rejected before mapping: (line, field, reason, raw)."""
@@ -115,34 +134,35 @@ class _Loader:
         try:
             self.quarantine_rows(early_rejects)
             if bad:
-                raw = ("coalesce(s.raw, (SELECT c.raw FROM _chunk c WHERE c.line_no = s.line_no))"
-                       if self.raw_by_line else "s.raw")
+                raw = "s.raw"
+                if self.raw_by_line:
+                    relation, expr = self.raw_by_line
+                    raw = f"coalesce(s.raw, (SELECT {expr} FROM {relation} c WHERE c.line_no = s.line_no))"
                 con.execute(
                     f"INSERT INTO quarantine SELECT s.source, s.line_no, s._field, s._reason, {raw}, ? "
                     "FROM _staged s WHERE s._reason IS NOT NULL",
                     [self.now],
                 )
-            inserted = con.execute(
-                f"""INSERT INTO events ({_EVENT_COLS})
-                    SELECT {_EVENT_COLS} FROM (
-                      SELECT * FROM _staged WHERE _reason IS NULL
-                      QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY line_no) = 1
-                    ) g
-                    WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.message_id = g.message_id)"""
-            ).fetchone()[0]
-            con.execute(
-                """INSERT INTO identity_links
-                   SELECT DISTINCT anonymous_id, user_id, CASE WHEN type = 'identify' THEN 'identify' ELSE 'event' END
+            links = con.execute(
+                """SELECT DISTINCT anonymous_id, user_id, CASE WHEN type = 'identify' THEN 'identify' ELSE 'event' END
                    FROM _staged WHERE _reason IS NULL AND anonymous_id IS NOT NULL AND user_id IS NOT NULL
                      AND anonymous_id <> user_id
                    UNION ALL
                    SELECT DISTINCT previous_id, user_id, 'alias'
                    FROM _staged WHERE _reason IS NULL AND type = 'alias' AND previous_id <> user_id"""
-            )
+            ).fetchall()  # a few per person, not per event
+            if links:
+                a, b, via = zip(*links)
+                con.register("_links", pa.table({"a": a, "b": b, "via": via}))
+                con.execute("INSERT INTO identity_links SELECT a, b, via FROM _links")
+                con.unregister("_links")
+                self.people.add((a, b) for a, b, _ in links)
+            inserted = self._insert_new_events()
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        self.refill_carry()
         if bad:
             self._count_reasons([r[0] for r in con.execute(
                 "SELECT _reason FROM _staged WHERE _reason IS NOT NULL").fetchall()])
@@ -151,36 +171,140 @@ class _Loader:
         self.result.loaded += int(inserted)
         self.result.duplicates += int(total) - int(bad) - int(inserted)
 
-    def load_json_documents(self, table: pa.Table, fmt: str, early_rejects: list[tuple[int, str | None, str, str]]) -> None:
-        """`table(line_no, raw)`: one JSON text per row (blank rows are skipped)."""
-        con = self.con
-        con.register("_arrow_chunk", table)
-        try:
-            # DuckDB scans its own tables on all cores, an Arrow table on one: copy first.
-            con.execute("CREATE OR REPLACE TEMP TABLE _chunk AS "
-                        "SELECT line_no, rtrim(raw, chr(10) || chr(13)) AS raw FROM _arrow_chunk")
-        finally:
-            con.unregister("_arrow_chunk")
-        docs = "SELECT line_no, raw, raw AS j FROM _chunk WHERE trim(raw) <> ''"
-        # Batch envelopes are rare in files: only pay for unwrapping when one is there.
-        batches = fmt == "segment" and con.execute(
-            "SELECT count(*) FROM _chunk WHERE contains(raw, '\"batch\"')").fetchone()[0] > 0
-        if batches:
-            docs = _unwrap_segment_batches()
-        # One line, one event: quarantined lines are looked up again by number.
-        self.raw_by_line = not batches
-        self.stage(mapping_sql(json_spec(fmt), f"({docs})", keep_raw=batches))
-        self.commit_staged(early_rejects)
-        self.raw_by_line = False
+    def _insert_new_events(self) -> int:
+        """Take the good rows of `_staged` whose `message_id` is new; returns how many.
 
-    def load_rows(self, table: pa.Table, mapped_sql: str, early_rejects: list[tuple[int, str | None, str, str]]) -> None:
-        """`table(line_no, <columns>)` from a CSV/Parquet chunk; `mapped_sql` reads `_chunk`."""
-        self.con.register("_chunk", table)
+        A row is dropped when its id is already stored (or carried), or when an earlier
+        row of the chunk (by line) has it. Both are found on narrow columns: the id
+        lookup is a semi-join whose hash table holds the chunk's ids and streams the
+        stored ids past it (`NOT EXISTS` against `events` hashed every stored event, so
+        each chunk cost and held more than the one before), and the repeat check is a
+        window over (id, line) rather than over whole rows.
+
+        The new rows join the carried ones; whole row groups of them go to `events`,
+        the rest waits in `_carry` for the next chunk (`flush` stores it at the end).
+        """
+        con = self.con
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE _drop AS
+               WITH good AS (SELECT rowid AS r, message_id, line_no FROM _staged WHERE _reason IS NULL)
+               SELECT r FROM good
+               WHERE message_id IN (SELECT message_id FROM events
+                                    WHERE message_id IN (SELECT message_id FROM good)
+                                    UNION ALL SELECT message_id FROM _carry)
+               UNION
+               SELECT r FROM good
+               QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY line_no, r) > 1"""
+        )
+        dropped = con.execute("SELECT count(*) FROM _drop").fetchone()[0]
+        keep = "_reason IS NULL"
+        if dropped:
+            keep += " AND NOT EXISTS (SELECT 1 FROM _drop d WHERE d.r = s.rowid)"
+        # Store each event under the person the links seen so far give it (see PeopleSoFar).
+        ids = [r[0] for r in con.execute("SELECT DISTINCT person_id FROM _staged WHERE _reason IS NULL").fetchall()]
+        moved = self.people.person_of(ids)
+        columns = _EVENT_COLS
+        source = "_staged s"
+        if moved:
+            con.register("_moved", pa.table({"id": list(moved), "person": list(moved.values())}))
+            columns = _EVENT_COLS.replace('"person_id"', 'coalesce(m.person, s.person_id)')
+            source = "_staged s LEFT JOIN _moved m ON m.id = s.person_id"
+        try:
+            new, carried = (int(n) for n in con.execute(
+                f"SELECT (SELECT count(*) FROM _staged s WHERE {keep}), (SELECT count(*) FROM _carry)").fetchone())
+            if moved:  # stored under a linked person: what the final re-key used to count
+                self.result.restitched += int(con.execute(
+                    f"SELECT count(*) FROM _staged s JOIN _moved m ON m.id = s.person_id WHERE {keep}").fetchone()[0])
+            take = max(0, (self.stored + carried + new) // ROW_GROUP_ROWS * ROW_GROUP_ROWS - self.stored)
+            kept = f"SELECT {columns} FROM {source} WHERE {keep}"
+            if take == 0:  # not a whole row group yet: everything waits
+                self.next_carry = f"INSERT INTO _carry {kept}"
+            else:  # take >= carried: the carry, then the chunk's rows up to the cut
+                cut = con.execute(f"SELECT s.rowid FROM _staged s WHERE {keep} ORDER BY s.rowid "
+                                  f"LIMIT 1 OFFSET {take - carried - 1}").fetchone() if take > carried else None
+                before = f"{kept} AND s.rowid <= {cut[0]}" if cut else None
+                con.execute(f"INSERT INTO events ({_EVENT_COLS}) SELECT * FROM _carry"
+                            + (f" UNION ALL {before}" if before else ""))
+                self.next_carry = (f"CREATE OR REPLACE TEMP TABLE _carry AS {kept}"
+                                   + (f" AND s.rowid > {cut[0]}" if cut else ""))
+                self.stored += take
+        except BaseException:
+            if moved:
+                con.unregister("_moved")
+            raise
+        self.moved_registered = bool(moved)
+        return new
+
+    def refill_carry(self) -> None:
+        """After the chunk's commit: keep its rows not yet stored. (Scratch tables stay out
+        of the transaction; writing them inside it made the commit copy them again.)"""
+        con = self.con
+        try:
+            if self.next_carry:
+                con.execute(self.next_carry)
+        finally:
+            self.next_carry = None
+            if self.moved_registered:
+                con.unregister("_moved")
+                self.moved_registered = False
+
+    def flush(self) -> None:
+        """Store the carried rows (the file's last, partial row group)."""
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            self.stored += con.execute(f"INSERT INTO events ({_EVENT_COLS}) SELECT * FROM _carry").fetchone()[0]
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        for table in ("_carry", "_staged", "_drop"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+
+    def load_json_documents(self, table: pa.Table, fmt: str, early_rejects: list[tuple[int, str | None, str, str]],
+                            *, may_have_batches: bool = True) -> None:
+        """`table(line_no, raw)`: one JSON text per row (blank rows are skipped).
+
+        The Arrow table is scanned in place, in slices DuckDB's threads share: copying
+        it into a DuckDB table first cost about an eighth of the ingest.
+        """
+        con = self.con
+        con.register("_arrow_chunk", _sliced(table))
+        try:
+            # Blank (whitespace-only) lines are skipped; the `{` test spares most rows the trim.
+            docs = ("SELECT line_no, raw, raw AS j FROM _arrow_chunk "
+                    f"WHERE starts_with(raw, '{{') OR trim({_RTRIM_RAW.replace('c.raw', 'raw')}) <> ''")
+            # Batch envelopes are rare in files: only pay for unwrapping when one is there.
+            batches = fmt == "segment" and may_have_batches and con.execute(
+                "SELECT count(*) FROM _arrow_chunk WHERE contains(raw, '\"batch\"')").fetchone()[0] > 0
+            if batches:
+                docs = _unwrap_segment_batches()
+            # One line, one event: quarantined lines are looked up again by number.
+            self.raw_by_line = None if batches else ("_arrow_chunk", _RTRIM_RAW)
+            self.stage(mapping_sql(json_spec(fmt), f"({docs})", keep_raw=batches))
+            self.commit_staged(early_rejects)
+        finally:
+            self.raw_by_line = None
+            con.unregister("_arrow_chunk")
+
+    def load_rows(self, table: pa.Table, mapped_sql: str, raw_sql: str,
+                  early_rejects: list[tuple[int, str | None, str, str]]) -> None:
+        """`table(line_no, <columns>)` from a CSV/Parquet chunk; `mapped_sql` reads `_chunk`,
+        `raw_sql` rebuilds a row's text from alias `c` for the quarantine."""
+        self.con.register("_chunk", _sliced(table))
+        self.raw_by_line = ("_chunk", raw_sql)
         try:
             self.stage(mapped_sql)
+            self.commit_staged(early_rejects)
         finally:
+            self.raw_by_line = None
             self.con.unregister("_chunk")
-        self.commit_staged(early_rejects)
+
+
+def _sliced(table: pa.Table) -> pa.Table:
+    """The same table (no copy) cut into batches that DuckDB's threads scan in parallel:
+    a chunk registered as one batch is read by one thread."""
+    return pa.Table.from_batches(table.to_batches(max_chunksize=_SCAN_SLICE_ROWS), schema=table.schema)
 
 
 def _unwrap_segment_batches() -> str:
@@ -190,10 +314,10 @@ def _unwrap_segment_batches() -> str:
     """
     return """
     WITH docs AS (
-      SELECT line_no, raw,
+      SELECT line_no, rtrim(raw, chr(10) || chr(13)) AS raw,
              coalesce(CASE WHEN contains(raw, '"batch"') AND json_valid(raw)
                            THEN json_type(raw, '$.batch') = 'ARRAY' END, false) AS is_batch
-      FROM _chunk WHERE trim(raw) <> ''
+      FROM _arrow_chunk WHERE trim(raw) <> ''
     ),
     envelopes AS (
       SELECT line_no, unnest(json_extract(raw, '$.batch[*]')) AS e, json_extract(raw, '$.sentAt') AS sent_at
@@ -240,12 +364,24 @@ def ingest_file(
     previous_limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
     con.execute(f"SET memory_limit = '{config.ingest.memory_limit}'")
     try:
-        _ingest_chunks(store, loader, path, fmt, mapping, config, progress)
+        try:
+            _ingest_chunks(store, loader, path, fmt, mapping, config, progress)
+        finally:
+            # Also when the file breaks off (a truncated gzip): what was read is stored.
+            loader.flush()
+        # The rebuilds read every event: they stay under the same memory cap.
+        result.restitched += rebuild_identities(con)
+        rebuild_profiles(store)
     finally:
-        con.execute(f"SET memory_limit = '{previous_limit}'")
-    result.restitched = rebuild_identities(con)
-    rebuild_profiles(store)
+        con.execute(f"SET memory_limit = '{_unrounded(previous_limit)}'")
     return result
+
+
+def _unrounded(setting: str) -> str:
+    """A size as DuckDB shows it ('2.7 GiB', cut to one decimal) -> the middle of what it
+    stands for ('2.75GiB'), so restoring a setting does not shrink it ingest by ingest."""
+    match = re.fullmatch(r"(\d+)\.(\d) ?([KMGTP]i?B)", setting.strip())
+    return f"{match.group(1)}.{match.group(2)}5{match.group(3)}" if match else setting
 
 
 def _ingest_chunks(store: Store, loader: _Loader, path: Path, fmt: str,
@@ -261,12 +397,15 @@ def _ingest_chunks(store: Store, loader: _Loader, path: Path, fmt: str,
             if fmt == "parquet"
             else iter_csv_chunks(path, delimiter="\t" if fmt == "tsv" else ",", on_progress=progress)
         )
-        sql = tabular_mapping_sql(columns, resolved, "_chunk")
+        sql = tabular_mapping_sql(columns, resolved, "_chunk", tabular_kinds(path, fmt))
+        raw_sql = tabular_raw_sql(columns, "c")
         for chunk in chunks:
-            loader.load_rows(chunk.table, sql, [(line, None, reason, raw) for line, reason, raw in chunk.rejected])
+            loader.load_rows(chunk.table, sql, raw_sql,
+                             [(line, None, reason, raw) for line, reason, raw in chunk.rejected])
     else:
-        for table, bad in _json_tables(path, progress):
-            loader.load_json_documents(table, fmt, [(line, None, "not valid UTF-8", raw) for line, raw in bad])
+        for table, bad, may_have_batches in _json_tables(path, progress):
+            loader.load_json_documents(table, fmt, [(line, None, "not valid UTF-8", raw) for line, raw in bad],
+                                       may_have_batches=may_have_batches)
 
 
 def _json_tables(path: Path, progress: Callable[[int], None]):
@@ -280,16 +419,17 @@ def _json_tables(path: Path, progress: Callable[[int], None]):
             raise InputError(f"not valid JSON: {exc}", where=str(path)) from exc
         items = doc if isinstance(doc, list) else [doc]
         raws = [orjson.dumps(item).decode() for item in items]
-        yield pa.table({"line_no": pa.array(range(1, len(raws) + 1), pa.int64()), "raw": pa.array(raws, pa.string())}), []
+        yield pa.table({"line_no": pa.array(range(1, len(raws) + 1), pa.int64()), "raw": pa.array(raws, pa.string())}), [], True
         progress(file_size(path))
         return
-    for chunk in iter_line_chunks(path, on_progress=progress):
+    # The next block is read while DuckDB works on this one (one extra block in memory).
+    for chunk in prefetch(iter_line_chunks(path, on_progress=progress)):
         n = len(chunk.lines)
         table = pa.table({
             "line_no": pa.array(np.arange(chunk.first_line, chunk.first_line + n, dtype=np.int64)),
             "raw": chunk.lines,
         })
-        yield table, chunk.undecodable
+        yield table, chunk.undecodable, chunk.contains(b'"batch"')
 
 
 def _is_single_document(path: Path) -> bool:
