@@ -33,31 +33,31 @@ def demo(
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
-    with console.status("[bold]1/4 generating demo data…"):
+    with console.status("[bold]1/6 generating demo data…"):
         paths = generate(out / "data", users=users, days=days, seed=seed)
-    console.print(f"1/4 generated {paths.n_events:,} events for {users:,} people over {days} days → {paths.events}")
+    console.print(f"1/6 generated {paths.n_events:,} events for {users:,} people over {days} days → {paths.events}")
 
     db = out / "micromoments.duckdb"
     for suffix in ("", ".wal"):  # a demo starts from a clean store
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     store = Store(db)
     with byte_progress() as bar:
-        task = bar.add_task("2/4 ingesting", total=None)
+        task = bar.add_task("2/6 ingesting", total=None)
         result = ingest_file(store, paths.events, config=cfg,
                              on_progress=lambda done, total: bar.update(task, completed=done, total=total))
-    console.print(f"2/4 ingested: {result.summary()}; {store.count('identities'):,} ids stitched into people")
+    console.print(f"2/6 ingested: {result.summary()}; {store.count('identities'):,} ids stitched into people")
 
-    with console.status("[bold]3/4 classifying interactions into micro-moments…"):
+    with console.status("[bold]3/6 classifying interactions into micro-moments…"):
         stats = classify_store(store, cfg)
-    console.print(f"3/4 classified: {stats}")
+    console.print(f"3/6 classified: {stats}")
 
-    with console.status("[bold]personas: features, CLV and clusters…"):
+    with console.status("[bold]4/6 personas: features, CLV and clusters…"):
         from micromoments.personas.build import build_personas
 
         personas = build_personas(store, cfg, stores_path=paths.stores)
-    console.print(f"personas: {personas.summary()}: " + "; ".join(personas.descriptions.persona))
+    console.print(f"4/6 personas: {personas.summary()}: " + "; ".join(personas.descriptions.persona))
 
-    with console.status("[bold]predict: next-moment and propensity models (quick settings)…"):
+    with console.status("[bold]5/6 predict: next-moment and propensity models (quick settings)…"):
         from micromoments.errors import MicromomentsError
         from micromoments.predict.pipeline import train_from_store
 
@@ -65,16 +65,16 @@ def demo(
         try:
             _, pm = train_from_store(store, cfg, out / "predict_model", max_iter=40, max_train_rows=20_000)
             f3 = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
-            console.print(f"predict: next-moment macro AUC {f3(pm['next_moment'].get('model'))} (repeat-last "
+            console.print(f"5/6 predict: next-moment macro AUC {f3(pm['next_moment'].get('model'))} (repeat-last "
                           f"{f3(pm['next_moment'].get('repeat_last'))}), buy-this-session AUC "
                           f"{f3(pm['targets']['buy_session']['auc'])} in {time.perf_counter() - t_pred:.0f} s "
                           f"→ {out / 'predict_model'}")
         except MicromomentsError as exc:  # too little demo data to train on: the rest still runs
-            console.print(f"predict: skipped ({exc})")
+            console.print(f"5/6 predict: skipped ({exc})")
 
-    with console.status("[bold]4/4 building the journey analytics and the report…"):
+    with console.status("[bold]6/6 building the journey analytics and the report…"):
         report = build_report(store, out / "report.html", cfg)
     store.close()
-    console.print(f"4/4 report written in {time.perf_counter() - started:.0f} s in all")
+    console.print(f"6/6 report written in {time.perf_counter() - started:.0f} s in all")
     console.print(f"[bold green]store:[/]  {db}")
     console.print(f"[bold green]report:[/] {report.resolve()}")
