@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -79,6 +80,16 @@ class Receiver:
         while len(self.received) < n and time.monotonic() < end:
             time.sleep(0.01)
         return self.received
+
+
+class Sink:
+    """An activator `log_sink` that keeps every row per table, for the tests to read."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    def __call__(self, table: str, row: dict[str, Any]) -> None:
+        self.rows[table].append(row)
 
 
 def free_port() -> int:

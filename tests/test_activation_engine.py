@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from _activation_fixtures import (
     NOWHERE,
     SECRET,
     Receiver,
+    Sink,
     SmtpSink,
     add_to_cart,
     canon,
@@ -44,14 +45,6 @@ def smtp():
     s = SmtpSink()
     yield s
     s.close()
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-
-    def __call__(self, table: str, row: dict[str, Any]) -> None:
-        self.rows[table].append(row)
 
 
 def make(push_gateway: Receiver, smtp: SmtpSink, **kw: Any) -> tuple[Activator, Sink]:

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Any
-
+from _activation_fixtures import Sink
 from micromoments.activation.engine import Activator
 from micromoments.config import Config, ExperimentConfig
 from micromoments.measure.experiments import assign
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-
-    def __call__(self, table: str, row: dict[str, Any]) -> None:
-        self.rows[table].append(row)
 
 
 def test_decide_assigns_like_the_batch_analysis_and_holds_out_control() -> None:

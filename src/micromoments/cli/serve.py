@@ -41,20 +41,17 @@ def preload_personas(activator, store_path: Path) -> int:  # noqa: ANN001
 
     Returns how many people got one. The store is opened and closed before the server opens it.
     """
-    import duckdb
+    from micromoments.personas.segments import persona_lookup
+    from micromoments.store import Store
 
     if activator is None or not store_path.exists():
         return 0
-    con = duckdb.connect(str(store_path), read_only=True)
-    try:
-        if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'personas'").fetchone()[0]:
-            return 0
-        rows = con.execute("SELECT person_id, persona FROM personas WHERE persona IS NOT NULL").fetchall()
-    finally:
-        con.close()
-    for person_id, persona in rows:
+    with Store(store_path, read_only=True) as store:
+        lookup = persona_lookup(store) if store.has_table("personas") else {}
+    known = {person_id: persona for person_id, persona in lookup.items() if persona is not None}
+    for person_id, persona in known.items():
         activator.set_persona(person_id, persona)
-    return len(rows)
+    return len(known)
 
 
 @app.command()

@@ -341,13 +341,18 @@ def _events_by_person(snap: Snapshot) -> tuple[Any, list[str]]:
     return snap.remember(("events_by_person",), build), cols
 
 
+def _positions_by_person(snap: Snapshot, frame: str) -> dict[str, Any]:
+    """person_id -> row positions in `snap.episodes` or `snap.sessions` (built once per snapshot)."""
+    df = getattr(snap, frame)
+    return snap.remember((f"{frame}_by_person",), lambda: df.groupby("person_id", sort=False).indices)
+
+
 def _rows_of(snap: Snapshot, frame: str, person_id: str) -> pd.DataFrame:
-    """One person's rows of `snap.episodes` or `snap.sessions`, through a positions index built once."""
+    """One person's rows of `snap.episodes` or `snap.sessions`."""
     df = getattr(snap, frame)
     if df.empty:
         return df
-    index = snap.remember((f"{frame}_by_person",), lambda: df.groupby("person_id", sort=False).indices)
-    return df.iloc[index.get(person_id, [])]
+    return df.iloc[_positions_by_person(snap, frame).get(person_id, [])]
 
 
 def person(snap: Snapshot, person_id: str) -> dict[str, Any] | None:
@@ -472,7 +477,7 @@ def prerender(snap: Snapshot) -> None:
               lambda: panels.attribution(snap)]
     if not snap.episodes.empty:
         steps += [lambda: person_summary(snap), lambda: paths_index(snap), lambda: _events_by_person(snap),
-                  lambda: _rows_of(snap, "episodes", ""), lambda: _rows_of(snap, "sessions", "")]
+                  lambda: _positions_by_person(snap, "episodes"), lambda: _positions_by_person(snap, "sessions")]
     if len(snap.report.funnel_steps) >= 2:
         steps.append(lambda: funnel_result(snap, list(snap.report.funnel_steps), "ordered", 7.0))
     for step in steps:
