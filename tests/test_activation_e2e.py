@@ -111,14 +111,10 @@ quiet_hours = "off"
             body = r.json()
             assert body["status"] == "chosen" and body["content_id"] == "howto-article"
             assert body["content"]["title"] and body["propensity"] == 1.0
-            # The decide path is fast end to end (loopback, one client).
-            times = []
-            for _ in range(200):
-                t = time.perf_counter()
-                c.post("/v1/decide", json={"anonymousId": "e2e-do"}, headers=KEY)
-                times.append(time.perf_counter() - t)
-            times.sort()
-            assert times[int(0.99 * len(times))] < 0.1, times[-5:]  # a smoke bound on a shared machine
+            # Repeated decides stay consistent (latency is measured in benchmarks/serve.py, not here).
+            repeats = [c.post("/v1/decide", json={"anonymousId": "e2e-do"}, headers=KEY) for _ in range(50)]
+            assert {r.status_code for r in repeats} == {200}
+            assert {r.json()["content_id"] for r in repeats} == {"howto-article"}
             act.worker.flush(5)
     finally:
         server.should_exit = True
