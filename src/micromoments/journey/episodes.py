@@ -142,7 +142,13 @@ def episodes_from_facts(facts: ir.Table, episode_gap_minutes: int = DEFAULT_EPIS
     conv = f.filter(f.is_conv)
     first_buy = conv.group_by("person_id").aggregate(_first_buy=conv.secs.min()).rename(_fb_person="person_id")
     ep = ep.left_join(first_buy, ep.person_id == first_buy._fb_person).drop("_fb_person")
+    return finish_episodes(ep)
 
+
+def finish_episodes(ep: ir.Table) -> ir.Table:
+    """The derived columns of `episodes` (ids, outcome, first session, purchased before) from the
+    per-episode numbers and `_first_buy` (the person's first purchase, epoch seconds or NULL);
+    shared by the Ibis path above and the numpy kernel (`journey.fastpath`)."""
     session_id = ep.person_id.concat(":", ep.session_no.cast("string"))
     return ep.mutate(
         session_id=session_id,

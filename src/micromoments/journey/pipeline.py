@@ -4,14 +4,18 @@
 with the intent engine's moments when `event_moments` exists.
 
 `build_journey` gives the same tables as `sessionize` -> `episodes` -> `assign_stages` /
-`session_features`, computed for speed: the vocabulary flags once per distinct (event, page_path),
-the session windows over the few columns later steps read (`_mm_facts`), episodes and session
-stages from those facts, and the per-event table as a join of the events with their facts
-(see the `## journey` section of docs/benchmarks.md for what each change saved).
+`session_features`, computed for speed. On DuckDB (`method="kernel"`, the default there) one
+ordered read feeds the numpy kernel of `journey.sequence` (`journey.fastpath`), and the per-event
+table is the events joined with their keys (`_mm_event_keys`). Elsewhere (`method="ibis"`, Spark):
+the vocabulary flags once per distinct (event, page_path), the session windows over the few
+columns later steps read (`_mm_facts`), episodes and session stages from those facts, and the
+per-event table as a join of the events with their facts (see the `## journey` section of
+docs/benchmarks.md for what each change saved).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,8 +23,9 @@ from typing import Any
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
-from micromoments.journey.episodes import DEFAULT_EPISODE_GAP_MINUTES, episodes_from_facts
+from micromoments.journey.episodes import DEFAULT_EPISODE_GAP_MINUTES, episodes_from_facts, finish_episodes
 from micromoments.journey.moments import events_with_moments, without_moments
 from micromoments.journey.sessions import (
     DEFAULT_GAP_MINUTES,
@@ -30,11 +35,17 @@ from micromoments.journey.sessions import (
     with_event_flags,
     with_session_keys,
 )
-from micromoments.journey.stages import DEFAULT_STAGE_RULES, assign_stages, session_features_from_facts
+from micromoments.journey.stages import (
+    DEFAULT_STAGE_RULES,
+    assign_stages,
+    finish_session_features,
+    session_features_from_facts,
+)
 from micromoments.journey.vocab import EventVocabulary, vocabulary_from_config
 
 
 DEFAULT_MEMORY_LIMIT = "2GB"  # `[journey] memory_limit` in micromoments.toml
+WRITE_ROWS = 2_000_000  # the kernel path writes its results back every ~this many events
 
 
 @dataclass
@@ -91,18 +102,35 @@ def journey_columns(events: ir.Table) -> ir.Table:
     return events.select(*[c for c in JOURNEY_COLUMNS if c in events.columns])
 
 
-def build_journey(events: ir.Table, settings: JourneySettings | None = None, con: Any | None = None) -> Journey:
+def build_journey(events: ir.Table, settings: JourneySettings | None = None, con: Any | None = None,
+                  method: str = "auto") -> Journey:
     """Sessions, staged episodes and staged sessions for `events` (which carry moment columns).
 
     With `con` (an Ibis backend), each step is computed once into a temp table and the next step
     reads that table, so the windows are not recomputed by every view built on top; on DuckDB
     the build runs under `settings.memory_limit` (config `[journey] memory_limit`, default 2GB).
     `events` must have unique `message_id`s (the store's do).
+
+    `method`: `"kernel"` (the default on DuckDB: one ordered read and the numpy kernel of
+    `journey.sequence`, see `journey.fastpath`), `"ibis"` (window SQL; the default elsewhere,
+    e.g. Spark, and the reference the kernel is tested against) or `"auto"`.
+
+    >>> # j = build_journey(load_events(store)[0], con=store.ibis); store.ibis.execute(j.episodes)
     """
     settings = settings or JourneySettings()
+    if method not in ("auto", "kernel", "ibis"):
+        raise ValueError(f"method must be auto, kernel or ibis, got {method!r}")
+    if method == "auto":
+        method = "kernel" if con is not None and getattr(con, "name", "") == "duckdb" else "ibis"
+    if method == "kernel" and (con is None or getattr(con, "name", "") != "duckdb"):
+        raise ValueError("method='kernel' needs a DuckDB backend as `con`")
 
     def keep(name: str, expr: ir.Table) -> ir.Table:
         return con.create_table(f"_mm_{name}", expr, temp=True, overwrite=True) if con is not None else expr
+
+    if method == "kernel":
+        with _memory_limit(con, settings.memory_limit):
+            return _build_with_kernel(events, settings, con)
 
     with _memory_limit(con, settings.memory_limit):
         cols = journey_columns(events)
@@ -120,6 +148,63 @@ def build_journey(events: ir.Table, settings: JourneySettings | None = None, con
                                                 settings.stage_rules))
         sess = keep("sessions", assign_stages(session_features_from_facts(facts, staged), settings.stage_rules))
     return Journey(s, staged, sess)
+
+
+def _build_with_kernel(events: ir.Table, settings: JourneySettings, con: Any) -> Journey:
+    """`build_journey` on DuckDB through the numpy kernel (same tables as the Ibis path)."""
+    from micromoments.journey import fastpath
+    from micromoments.journey.fastpath import kernel_parts
+
+    cols = journey_columns(events)
+    narrow = cols.select(*[c for c in FACT_INPUTS if c in cols.columns])
+    duck = con.con
+    names = ("_mm_arrow_keys", "_mm_arrow_episodes", "_mm_arrow_sessions")
+    sql: dict[str, str] = {}
+    write = [0.0, 0.0]
+
+    def flush(parts: list[tuple[Any, ...]]) -> None:
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            for k, name in enumerate(names):
+                # Registering the Arrow table as a view was 4x cheaper than `ibis.memtable`.
+                duck.register(name, pa.concat_tables([p[k] for p in parts]))
+            if not sql:  # the views keep their names, so the SQL is compiled once
+                exprs = {
+                    # The per-event keys (message_id, event_no, session_no): `sessionized` joins them.
+                    "event_keys": con.table(names[0]),
+                    "episodes": assign_stages(finish_episodes(con.table(names[1])), settings.stage_rules),
+                    "sessions": assign_stages(finish_session_features(con.table(names[2])), settings.stage_rules),
+                }
+                sql.update({step: ibis.to_sql(expr, dialect="duckdb") for step, expr in exprs.items()})
+                for step, query in sql.items():
+                    # Plain SQL: `con.create_table(expr)` took twice as long for the same table.
+                    duck.execute(f'CREATE OR REPLACE TEMP TABLE "_mm_{step}" AS {query}')
+            else:
+                for step, query in sql.items():
+                    duck.execute(f'INSERT INTO "_mm_{step}" {query}')
+        finally:
+            for name in names:
+                duck.unregister(name)
+        write[0] += time.perf_counter() - t0
+        write[1] += time.process_time() - c0
+
+    # Results are written every ~WRITE_ROWS events while the query streams on a cursor (or per
+    # bucket of people otherwise), so Python holds a bounded slice of them.
+    pending: list[tuple[Any, ...]] = []
+    rows = 0
+    for parts in kernel_parts(con, narrow, settings.vocab, settings.session_gap_minutes,
+                              settings.episode_gap_minutes):
+        pending.append(parts)
+        rows += parts[0].num_rows
+        if rows >= WRITE_ROWS:
+            flush(pending)
+            pending, rows = [], 0
+    if pending or not sql:
+        flush(pending)
+    tables = {step: con.table(f"_mm_{step}") for step in sql}
+    fastpath.last_timings["write"] = (write[0], write[1])
+    facts, staged, sess_t = tables["event_keys"], tables["episodes"], tables["sessions"]
+    return Journey(with_session_keys(cols, facts), staged, sess_t)
 
 
 @contextmanager

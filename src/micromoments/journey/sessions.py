@@ -46,13 +46,17 @@ def sessionize(events: ir.Table, gap_minutes: int = DEFAULT_GAP_MINUTES) -> ir.T
 
 
 def with_session_keys(events: ir.Table, keys: ir.Table) -> ir.Table:
-    """`sessionize(events)` from `events` and a materialised table holding `message_id, secs,
+    """`sessionize(events)` from `events` and a materialised table holding `message_id, [secs,]
     event_no, session_no` of each event (such as `event_facts(sessionize(...))`): the same rows
     and columns, by a join on `message_id` (which must be unique, as in the store)."""
-    k = keys.select(_k_mid=keys.message_id, secs=keys.secs, event_no=keys.event_no, session_no=keys.session_no)
+    # Without `secs` in `keys` (the kernel's narrower keys) it is computed as `sessionize` does.
+    k = keys.select(_k_mid=keys.message_id, event_no=keys.event_no.cast("int64"),
+                    session_no=keys.session_no.cast("int64"),
+                    **({"secs": keys.secs} if "secs" in keys.columns else {}))
     t = events.filter(events.person_id.notnull() & events.ts.notnull())
     t = t.join(k, t.message_id == k._k_mid)
-    return t.select(*events.columns, "secs", "event_no", "session_no",
+    secs = t.secs if "secs" in keys.columns else t.ts.epoch_seconds().cast("int64")
+    return t.select(*events.columns, secs=secs, event_no=t.event_no, session_no=t.session_no,
                     session_id=t.person_id.concat(":", t.session_no.cast("string")))
 
 

@@ -172,6 +172,12 @@ def session_features_from_facts(facts: ir.Table, episodes_table: ir.Table) -> ir
     feats = feats.drop("_n_person", "_n_session")
     first_buy = feats.group_by("person_id").aggregate(_first_buy=feats._session_buy.min()).rename(_fb="person_id")
     feats = feats.left_join(first_buy, feats.person_id == first_buy._fb).drop("_fb")
+    return finish_session_features(feats)
+
+
+def finish_session_features(feats: ir.Table) -> ir.Table:
+    """`SESSION_FEATURE_COLUMNS` from per-session numbers, `_n` (episodes) and `_first_buy` (the
+    person's first purchase or NULL); shared by the Ibis path and the numpy kernel."""
     return feats.mutate(
         session_id=feats.person_id.concat(":", feats.session_no.cast("string")),
         episodes=feats._n.fill_null(0),
