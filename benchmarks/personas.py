@@ -1,16 +1,27 @@
-"""Personas for 1M people: CLV (BG/NBD + Gamma-Gamma fits), persona model (auto k) and naming.
+"""Personas for 1M people, two ways.
 
-The feature table is synthetic (1M rows shaped like `person_features`: five behavioural groups
-with count-based noise), since ingesting 1M people's events is the ingest benchmark's job.
-Prints the time per step and the ratio to the 2-minute budget.
+1. `--events N` (the whole path): a DuckDB store of N demo-shaped events with moments (32 per
+   person in 4 sessions, `benchmarks/journey.py`'s generator; not counted), then exactly what
+   `micromoments personas build` does: journey (sessions, episodes, stages) -> person features ->
+   CLV (BG/NBD + Gamma-Gamma fits, P(alive), 12-month CLV) -> persona model (auto k) ->
+   assignment -> names -> typical paths -> tables written. `--db PATH` keeps (or reuses) the store.
+2. `--people N` (modelling only): a synthetic feature table (N rows shaped like `person_features`:
+   five behavioural groups with count-based noise; not counted), then CLV, the persona model,
+   assignment and naming, with the adjusted Rand index against the synthetic groups.
 
-    .venv/bin/python benchmarks/personas.py [--people 1000000]
+Prints each step, the total, the ratio to the 2-minute budget, CPU time and the load average.
+
+    .venv/bin/python benchmarks/personas.py --events 32000000 --db /tmp/p32m.duckdb   # 1M people
+    .venv/bin/python benchmarks/personas.py --people 1000000
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -68,10 +79,48 @@ def synthetic_features(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]
     return pd.DataFrame(cols), truth
 
 
+def whole_path(n_events: int, db: str | None) -> None:
+    """Events in a store -> `build_personas` (every step timed by the build itself)."""
+    import tempfile
+
+    from micromoments.config import Config
+    from micromoments.personas.build import build_personas
+    from micromoments.store import Store
+
+    path = Path(db) if db else Path(tempfile.mkdtemp(prefix="mm-personas-bench-")) / "bench.duckdb"
+    fresh = not path.exists()
+    store = Store(path)
+    if fresh:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from journey import synthesise  # the journey benchmark's demo-shaped events + moments
+
+        t = time.perf_counter()
+        synthesise(store, n_events)
+        print(f"store synthesised in {time.perf_counter() - t:.0f}s (not counted)")
+    events, people = store.duck.execute("SELECT count(*), count(DISTINCT person_id) FROM events").fetchone()
+    print(f"store: {path} - {events:,} events, {people:,} people; load average {os.getloadavg()[0]:.1f}", flush=True)
+    wall, cpu = time.perf_counter(), time.process_time()
+    res = build_personas(store, Config(), model_path=path.with_suffix(".personas.joblib"))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    for step, sec in res.seconds.items():
+        print(f"  {step:16s} {sec:7.1f}s")
+    print(f"total: {wall:.1f}s wall = {wall / 120:.2f} of the 2-minute budget; {cpu:.0f}s CPU (all threads); "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{res.summary()}; BG/NBD {res.features.attrs.get('bgnbd')}")
+    print(res.descriptions[["persona", "people"]].to_string(index=False))
+    store.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--people", type=int, default=1_000_000)
+    ap.add_argument("--events", type=int, default=0, help="run the whole path from a store of this many events")
+    ap.add_argument("--db", default=None, help="store file for --events (reused when it exists)")
     args = ap.parse_args()
+    if args.events or args.db:
+        whole_path(args.events, args.db)
+        return
+    print(f"load average {os.getloadavg()[0]:.1f}")
     t0 = time.perf_counter()
     feats, truth = synthetic_features(args.people)
     t_gen = time.perf_counter() - t0

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
+from threadpoolctl import threadpool_limits
 
 from micromoments.errors import InputError
 
@@ -174,7 +175,7 @@ class PersonaModel:
 
     def __init__(self, n_clusters: int | str = "auto", *, numeric: list[str] | None = None,
                  categorical: list[str] | None = None, k_range: tuple[int, int] = (2, 8), min_sessions: int = 3,
-                 prior: float = 2.0, random_state: int = 0, sample: int = 5000):
+                 prior: float = 2.0, random_state: int = 0, sample: int = 5000, fit_sample: int = 100_000):
         if not (n_clusters == "auto" or (isinstance(n_clusters, int) and n_clusters >= 1)):
             raise InputError(f"n_clusters must be 'auto' or a positive integer, got {n_clusters!r}",
                              where="personas.n_clusters")
@@ -186,6 +187,7 @@ class PersonaModel:
         self.prior = prior
         self.random_state = random_state
         self.sample = sample
+        self.fit_sample = fit_sample  # centroids (and the encoding) are fitted on at most this many people
         self.encoder_: FeatureEncoder | None = None
         self.kmeans_: Any = None
         self.k_table_: pd.DataFrame | None = None
@@ -206,14 +208,21 @@ class PersonaModel:
         categorical = self.categorical if self.categorical is not None else [
             c for c in DEFAULT_CATEGORICAL if c in features.columns]
         rows = self._fit_rows(features)
+        if len(rows) > self.fit_sample:
+            # Centroids of a random 100k people are as good as of a million (see the ARI on the
+            # benchmark's groups in docs/benchmarks.md); everyone is then assigned by `predict`.
+            rows = rows.sample(self.fit_sample, random_state=self.random_state)
+        self.fitted_on_ = len(rows)
         self.encoder_ = FeatureEncoder(numeric, categorical, prior=self.prior).fit(rows)
         x = self.encoder_.transform(rows)
-        if self.n_clusters == "auto":
-            k, self.k_table_ = choose_k(x, self.k_range, sample=self.sample, seed=self.random_state)
-        else:
-            k = min(int(self.n_clusters), len(x))
-        self.kmeans_ = _kmeans(k, len(x), self.random_state, n_init=4).fit(x)
-        self.fitted_on_ = len(x)
+        # One thread: the many small k-means fits spent most of their time waking OpenMP threads
+        # on a busy 2-core machine (choose_k: 31 s with 2 threads).
+        with threadpool_limits(limits=1):
+            if self.n_clusters == "auto":
+                k, self.k_table_ = choose_k(x, self.k_range, sample=self.sample, seed=self.random_state)
+            else:
+                k = min(int(self.n_clusters), len(x))
+            self.kmeans_ = _kmeans(k, len(x), self.random_state, n_init=4).fit(x)
         return self
 
     @property

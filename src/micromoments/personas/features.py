@@ -12,7 +12,7 @@ One row per person with:
 * **query themes**: share of searches that are questions, how-tos, price hunting, local or trade;
 * **location**: distance from the person's usual location to the nearest store, urban/suburban/rural.
 
->>> # feats = person_features(events_with_moments, build_journey(events_with_moments))
+>>> # feats = person_features(store.table("events"), build_journey(load_events(store)[0], con=store.ibis))
 """
 
 from __future__ import annotations
@@ -180,85 +180,192 @@ def purchases_rfm(sessionized: ir.Table, vocab: EventVocabulary, end_day: ir.Int
     )
 
 
+def _find_offsets_and_end(s: ir.Table, offsets: pd.DataFrame | None) -> tuple[pd.DataFrame, int]:
+    """The local-time offsets of the zones in the data (unless given) and the last day with events
+    (epoch days), from one small aggregation over two columns."""
+    found = s.group_by("timezone").aggregate(lo=s.ts.min().year(), hi=s.ts.max().year(), last=s.secs.max()).execute()
+    last = pd.to_numeric(found["last"], errors="coerce").dropna()
+    end_day = int(last.max()) // 86400 if len(last) else 0
+    if offsets is None:
+        zones = found[found.lo.notna()]
+        offsets = utc_offsets(zones.timezone.dropna().tolist(), int(zones.lo.min()) if len(zones) else 2000,
+                              int(zones.hi.max()) if len(zones) else 2000)
+    return offsets, end_day
+
+
+def _event_kinds(s: ir.Table, settings: FeatureSettings) -> ir.Table:
+    """Flags that depend on the event name only, once per distinct name (joined back to events)."""
+    k = s.select("event").distinct()
+    name = k.event.lower()
+    return k.mutate(
+        _video=name.re_search("video").fill_null(False).cast("int64"),
+        _directions=name.re_search("direction|store locator|store map").fill_null(False).cast("int64"),
+        _conv=settings.vocab.is_conversion(k).cast("int64")).rename(_ev="event")
+
+
+def _query_kinds(s: ir.Table, settings: FeatureSettings) -> ir.Table:
+    """Themes and word count of each distinct non-empty query (joined back to the searches)."""
+    q = s.filter(s.query.notnull() & (s.query.strip().length() > 0)).select(_qraw=s.query).distinct()
+    q = q.mutate(_q=q._qraw.lower().strip())
+    themes = {f"_t_{_safe(name)}": q._q.re_search(pattern).fill_null(False).cast("int64")
+              for name, pattern in settings.query_themes.items()}
+    return q.mutate(_words=(q._q.length() - q._q.replace(" ", "").length() + 1).cast("float64"), **themes).drop("_q")
+
+
+def _from_events(s: ir.Table, settings: FeatureSettings, end_day: int) -> ir.Table:
+    """Everything read from the events, in one pass: the events (with their name and query flags
+    from the small lookup tables) are grouped by (person, day), then by person. The day level
+    carries the purchase days that the BG/NBD summary needs."""
+    kinds, qk = _event_kinds(s, settings), _query_kinds(s, settings)
+    t = s.left_join(kinds, s.event == kinds._ev).drop("_ev")
+    t = t.left_join(qk, t.query == qk._qraw)
+    conv = t._conv.fill_null(0) > 0
+    t = t.mutate(
+        _day=(t.secs // 86400).cast("int64"), _search=t._qraw.notnull().cast("int64"),
+        _is_conv=conv.cast("int64"), _rev=ibis.ifelse(conv, t.revenue.fill_null(0.0), 0.0),
+        # Only purchases' properties are searched (the CASE skips the other rows).
+        _collect=ibis.ifelse(conv, t.properties.lower().re_search(COLLECT_PATTERN).fill_null(False), False)
+        .cast("int64"))
+    day_aggs: dict[str, Any] = dict(
+        _n=t.count(), _first_ts=t.ts.min(), _last_ts=t.ts.max(),
+        _known=t.user_id.notnull().cast("int64").max(),
+        _lat_sum=t.lat.sum(), _lat_n=t.lat.count(), _lon_sum=t.lon.sum(), _lon_n=t.lon.count(),
+        _video=t._video.fill_null(0).sum(), _directions=t._directions.fill_null(0).sum(),
+        _searches=t._search.sum(), _words=t._words.sum(),
+        _orders=t._is_conv.sum(), _revenue=t._rev.sum(), _collects=t._collect.sum())
+    for d in settings.devices:
+        day_aggs[f"_dev_{_safe(d)}"] = (t.device_type.lower() == d).fill_null(False).cast("int64").sum()
+    for name in settings.query_themes:
+        day_aggs[f"_t_{_safe(name)}"] = t[f"_t_{_safe(name)}"].fill_null(0).sum()
+    d = t.group_by(["person_id", "_day"]).aggregate(**day_aggs)
+
+    buy_day = d._orders > 0
+    n = d._n.sum()
+    nf = n.cast("float64")
+    nq = d._searches.sum()
+    orders = d._orders.sum()
+    aggs: dict[str, Any] = dict(
+        events=n, first_seen=d._first_ts.min(), last_seen=d._last_ts.max(), active_days=d.count(),
+        known=d._known.max().cast("float64"),
+        lat=d._lat_sum.sum() / d._lat_n.sum().nullif(0).cast("float64"),
+        lon=d._lon_sum.sum() / d._lon_n.sum().nullif(0).cast("float64"),
+        video_share=d._video.sum().cast("float64") / nf, directions_share=d._directions.sum().cast("float64") / nf,
+        searches=nq, query_words=d._words.sum() / nq.nullif(0).cast("float64"),
+        orders=orders, revenue=d._revenue.sum(),
+        collect_share=d._collects.sum().cast("float64") / orders.nullif(0).cast("float64"),
+        _buy_days=buy_day.cast("int64").sum(), _first_buy=d._day.min(where=buy_day), _last_buy=d._day.max(where=buy_day),
+        # The revenue of the first buy day (a plain arg_min: with a filter DuckDB ran an ordered
+        # aggregate, a sort per person). Other days sort after every buy day.
+        _first_rev=d._revenue.argmin(ibis.ifelse(buy_day, d._day, d._day + 1_000_000_000)),
+    )
+    for dev in settings.devices:
+        aggs[f"device_{_safe(dev)}"] = d[f"_dev_{_safe(dev)}"].sum().cast("float64") / nf
+    for name in settings.query_themes:
+        aggs[f"query_{_safe(name)}"] = d[f"_t_{_safe(name)}"].sum().cast("float64") / nq.nullif(0).cast("float64")
+    p = d.group_by("person_id").aggregate(**aggs)
+    buyer = p._buy_days > 0
+    freq = (p._buy_days - 1).cast("float64")
+    first_day = (p.first_seen.epoch_seconds() // 86400).cast("int64")
+    return p.mutate(
+        days_since_seen=(end_day - (p.last_seen.epoch_seconds() // 86400)).cast("float64"),
+        aov=ibis.ifelse(buyer, p.revenue / p.orders.cast("float64"), 0.0),
+        frequency=ibis.ifelse(buyer, freq, 0.0),
+        recency=ibis.ifelse(buyer, (p._last_buy - p._first_buy).cast("float64"), 0.0),
+        # Non-buyers: their BG/NBD age runs from their first visit.
+        T=ibis.ifelse(buyer, (end_day - p._first_buy), (end_day - first_day)).cast("float64"),
+        monetary=ibis.ifelse(freq > 0, (p.revenue - p._first_rev) / freq, 0.0),
+        days_since_purchase=ibis.ifelse(buyer, (end_day - p._last_buy).cast("float64"), -1.0),
+    ).drop("_buy_days", "_first_buy", "_last_buy", "_first_rev")
+
+
+def _from_sessions(s: ir.Table, sess: ir.Table, offsets: pd.DataFrame | ir.Table,
+                   channels: tuple[str, ...]) -> ir.Table:
+    """Per person from the journey's sessions, in one GROUP BY: how many, their length and
+    conversion, and the local daypart, weekday and entry channel of each session's first event.
+
+    The first event is found by joining the sessions to the events of the same person in the
+    session's first second (a session starts after a 30-minute gap, so those events are its own),
+    not by joining every event to its session keys."""
+    if isinstance(offsets, pd.DataFrame):
+        offsets = ibis.memtable(offsets)
+    keys = sess.select(_p=sess.person_id, _sno=sess.session_no, _secs=sess.secs_start)
+    cand = s.select("person_id", "secs", "ts", "message_id", "timezone", "channel")
+    cand = cand.join(keys, (cand.person_id == keys._p) & (cand.secs == keys._secs))
+    w = ibis.window(group_by=[cand.person_id, cand._sno], order_by=[cand.ts, cand.message_id])
+    first = cand.mutate(_rn=ibis.row_number().over(w))
+    first = first.filter(first._rn == 0).select(_p=first.person_id, _sno=first._sno, _ts=first.ts,
+                                                timezone=first.timezone, channel=first.channel)
+    t = sess.left_join(first, (sess.person_id == first._p) & (sess.session_no == first._sno))
+    t = t.select(person_id=t.person_id, events=t.events, converted=t.converted, ts=t._ts.fill_null(t.start),
+                 timezone=t.timezone, channel=t.channel)
+    t = local_hour_weekday(t, offsets)
+    n = t.count()
+    aggs: dict[str, Any] = dict(sessions=n, events_per_session=t.events.cast("float64").mean(),
+                                converting_sessions=_share(t.converted, n))
+    for name, (lo, hi) in DAYPARTS.items():
+        aggs[f"hour_{name}"] = _share((t.local_hour >= lo) & (t.local_hour < hi), n)
+    aggs["weekend_share"] = _share(t.local_weekday >= 5, n)
+    for i, day in enumerate(WEEKDAY_KEYS):
+        aggs[f"day_{day}"] = _share(t.local_weekday == i, n)
+    for c in channels:
+        aggs[f"channel_{_safe(c)}"] = _share((t.channel == c).fill_null(False), n)
+    return t.group_by("person_id").aggregate(**aggs)
+
+
+def _from_episodes(ep: ir.Table, moments: tuple[str, ...]) -> ir.Table:
+    """Per person from the journey's episodes: the moment mix and the furthest stage."""
+    ne = ep.count()
+    aggs: dict[str, Any] = dict(episodes=ne)
+    for m in moments:
+        aggs[f"moment_{_safe(m)}"] = _share((ep.moment == m).fill_null(False), ne)
+    order = ibis.cases(*[(ep.stage == st, i) for i, st in enumerate(STAGES)], else_=-1)
+    aggs["_stage_no"] = order.max()
+    by_ep = ep.group_by("person_id").aggregate(**aggs)
+    return by_ep.mutate(furthest_stage=ibis.cases(*[(by_ep._stage_no == i, st) for i, st in enumerate(STAGES)],
+                                                  else_="none")).drop("_stage_no")
+
+
+# The order of the output columns (unchanged from the first, many-pass version of this module).
+def _column_order(settings: FeatureSettings) -> list[str]:
+    cols = ["person_id", "events", "first_seen", "last_seen", "active_days", "known", "lat", "lon", "video_share",
+            "directions_share", *[f"device_{_safe(d)}" for d in settings.devices], "days_since_seen",
+            "sessions", "events_per_session", "converting_sessions", "episodes",
+            *[f"moment_{_safe(m)}" for m in settings.moments], "furthest_stage", "searches", "query_words",
+            *[f"query_{_safe(q)}" for q in settings.query_themes],
+            *[f"hour_{h}" for h in DAYPARTS], "weekend_share", *[f"day_{d}" for d in WEEKDAY_KEYS],
+            *[f"channel_{_safe(c)}" for c in settings.channels],
+            "orders", "revenue", "collect_share", "aov", "frequency", "recency", "T", "monetary",
+            "days_since_purchase"]
+    return cols
+
+
 def person_features(events: ir.Table, journey: Journey, settings: FeatureSettings | None = None,
                     offsets: pd.DataFrame | None = None) -> ir.Table:
     """One row per person with the behavioural features (see the module docstring).
 
-    `events` carries moment columns (`journey.pipeline.load_events`); `journey` is
-    `build_journey(events)`. `offsets` are the local-time offsets (`journey.heatmap.utc_offsets`);
-    pass them to avoid the query that finds the time zones in the data.
+    `events` are the store's events (moment columns are not needed: pass `store.table("events")`,
+    not `load_events`, whose join with `event_moments` cost more than the features); `journey` is
+    `build_journey(...)` of the same events (only its `sessions` and `episodes` are read, so pass
+    the tables a caller already built). `offsets` are the local-time offsets
+    (`journey.heatmap.utc_offsets`); pass them to skip finding the time zones in the data.
+
+    Three GROUP BYs: events (by person and day, then person), sessions, episodes; then two joins.
 
     >>> # person_features(events, build_journey(events), FeatureSettings(stores=read_stores("stores.csv")))
     """
     settings = settings or FeatureSettings()
-    ep, sess = journey.episodes, journey.sessions
-    # Event-level parts read the full events (the journey tables keep only a few columns).
     s = events.filter(events.person_id.notnull() & events.ts.notnull())
     s = s.mutate(secs=s.ts.epoch_seconds().cast("int64"))
-    if offsets is None:
-        found = s.group_by("timezone").aggregate(lo=s.ts.min().year(), hi=s.ts.max().year()).execute()
-        found = found[found.lo.notna()]
-        offsets = utc_offsets(found.timezone.dropna().tolist(), int(found.lo.min()) if len(found) else 2000,
-                              int(found.hi.max()) if len(found) else 2000)
-    end_day = (s.secs.max() // 86400).cast("int64").as_scalar()
+    offsets, end_day = _find_offsets_and_end(s, offsets)
 
-    # Events: volume, devices, known customer, usual location.
-    n = s.count()
-    ev_aggs: dict[str, Any] = dict(
-        events=n, first_seen=s.ts.min(), last_seen=s.ts.max(),
-        active_days=(s.secs // 86400).nunique(),
-        known=s.user_id.notnull().cast("int64").max().cast("float64"),
-        lat=s.lat.mean(), lon=s.lon.mean(),
-        video_share=_share(s.event.lower().re_search("video").fill_null(False), n),
-        directions_share=_share(s.event.lower().re_search("direction|store locator|store map").fill_null(False), n),
-    )
-    for d in settings.devices:
-        ev_aggs[f"device_{_safe(d)}"] = _share((s.device_type.lower() == d).fill_null(False), n)
-    base = s.group_by("person_id").aggregate(**ev_aggs)
-    base = base.mutate(days_since_seen=(end_day - (base.last_seen.epoch_seconds() // 86400)).cast("float64"))
-
-    # Sessions: count, entry channel shares, length.
-    ns = sess.count()
-    sess_aggs: dict[str, Any] = dict(sessions=ns, events_per_session=sess.events.cast("float64").mean(),
-                                     converting_sessions=_share(sess.converted, ns))
-    by_sess = sess.group_by("person_id").aggregate(**sess_aggs)
-
-    # Episodes: moment mix and the furthest stage.
-    ne = ep.count()
-    ep_aggs: dict[str, Any] = dict(episodes=ne)
-    for m in settings.moments:
-        ep_aggs[f"moment_{_safe(m)}"] = _share((ep.moment == m).fill_null(False), ne)
-    order = ibis.cases(*[(ep.stage == st, i) for i, st in enumerate(STAGES)], else_=-1)
-    ep_aggs["_stage_no"] = order.max()
-    by_ep = ep.group_by("person_id").aggregate(**ep_aggs)
-    by_ep = by_ep.mutate(furthest_stage=ibis.cases(*[(by_ep._stage_no == i, st) for i, st in enumerate(STAGES)],
-                                                   else_="none")).drop("_stage_no")
-
-    # Searches: how many, and their themes.
-    q = s.filter(s.query.notnull() & (s.query.strip().length() > 0))
-    q = q.mutate(_q=q.query.lower().strip())
-    nq = q.count()
-    q_aggs: dict[str, Any] = dict(searches=nq, query_words=(q._q.length() - q._q.replace(" ", "").length() + 1)
-                                  .cast("float64").mean())
-    for name, pattern in settings.query_themes.items():
-        q_aggs[f"query_{_safe(name)}"] = _share(q._q.re_search(pattern).fill_null(False), nq)
-    by_q = q.group_by("person_id").aggregate(**q_aggs)
-
-    timing = session_timing(session_starts(journey.sessionized), offsets, settings.channels)
-    rfm = purchases_rfm(s, settings.vocab, end_day)
-
-    out = base
-    for part in (by_sess, by_ep, by_q, timing, rfm):
-        out = _left(out, part)
-
+    out = _from_events(s, settings, end_day)
+    out = _left(out, _from_sessions(s, journey.sessions, offsets, settings.channels))
+    out = _left(out, _from_episodes(journey.episodes, settings.moments))
     zero_fill = [c for c in out.columns if c.startswith(("moment_", "query_", "hour_", "channel_", "day_"))] + [
-        "episodes", "searches", "orders", "revenue", "frequency", "recency", "monetary", "weekend_share", "collect_share", "aov"]
+        "episodes", "weekend_share", "collect_share"]
     out = out.mutate(**{c: out[c].fill_null(0) for c in zero_fill if c in out.columns},
-                     furthest_stage=out.furthest_stage.fill_null("none"),
-                     # Non-buyers: their BG/NBD age runs from their first visit.
-                     T=out["T"].fill_null((end_day - (out.first_seen.epoch_seconds() // 86400)).cast("float64")),
-                     days_since_purchase=out.days_since_purchase.fill_null(-1.0))
-    return _with_location(out, settings)
+                     furthest_stage=out.furthest_stage.fill_null("none"))
+    return _with_location(out.select(*_column_order(settings)), settings)
 
 
 def _with_location(feats: ir.Table, settings: FeatureSettings) -> ir.Table:
