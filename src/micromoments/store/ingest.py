@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -58,6 +59,7 @@ _SCAN_SLICE_ROWS = 16_384  # rows per Arrow batch: DuckDB's threads scan batches
 # rewrite cost as much as the insert itself). So each chunk stores whole row groups
 # and carries the rest over to the next chunk (see `_Loader._insert_new_events`).
 ROW_GROUP_ROWS = 122_880
+_KEEP = "_reason IS NULL AND NOT _dup"  # rows of a scratch table that are new, valid events
 
 
 @dataclass
@@ -87,13 +89,19 @@ class _Loader:
         self.now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         self.max_future_hours = config.ingest.max_future_skew_hours
         self.stored = int(self.con.execute("SELECT count(*) FROM events").fetchone()[0])
-        self.next_carry: str | None = None  # statement keeping the chunk's unstored rows
-        self.moved_registered = False
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _carry AS SELECT {_EVENT_COLS} FROM events LIMIT 0")
+        self.stored_before = self.stored
+        # Rows not stored yet (less than a row group): (scratch table, rowid after which
+        # its kept rows wait), and how many.
+        self.carry: list[tuple[str, int]] = []
+        self.carried = 0
+        self.staged_n = 0
+        self.staged = ""  # this chunk's scratch table
         self.people = PeopleSoFar(self.con.execute("SELECT a, b FROM identity_links").fetchall())
         # When set: `_staged.raw` is NULL, and (relation, expression over its alias `c`)
         # gives the raw text by `line_no`, for the few rows quarantined.
         self.raw_by_line: tuple[str, str] | None = None
+        # Parse JSON without `try` (faster) until a chunk turns out to hold a line that is not JSON.
+        self.lenient = False
 
     def quarantine_rows(self, rows: list[tuple[int, str | None, str, str]]) -> None:
         """Quarantine rows rejected before mapping: (line, field, reason, raw)."""
@@ -114,22 +122,38 @@ class _Loader:
             self.result.reasons[key] = self.result.reasons.get(key, 0) + 1
 
     def stage(self, mapped_select: str) -> None:
-        """Build scratch table `_staged`: canonical columns plus `_reason` for rejects.
+        """Build this chunk's scratch table: canonical columns, `_reason` for rejects and
+        `_dup` for repeats of a stored `message_id` (set later).
 
         Scratch tables live outside the chunk's transaction: only the writes to the
-        store's own tables need to be atomic.
+        store's own tables need to be atomic. Each chunk gets a new one, so the rows it
+        cannot store yet (the carry, see `_insert_new_events`) stay where they are
+        instead of being copied.
         """
         now_sql = f"TIMESTAMP '{self.now.isoformat(sep=' ')}'"
+        self.staged_n += 1
+        self.staged = f"_staged_{self.staged_n}"
         self.con.execute(
-            "CREATE OR REPLACE TEMP TABLE _staged AS "
+            f"CREATE OR REPLACE TEMP TABLE {self.staged} AS SELECT *, false AS _dup FROM ("
             + finish_sql(f"({mapped_select})", now_sql=now_sql,
                          max_future_hours=self.max_future_hours, source=self.source)
+            + ")"
         )
 
     def commit_staged(self, early_rejects: list[tuple[int, str | None, str, str]]) -> None:
         """In one transaction: quarantine the rejects, insert new events, record id links."""
-        con = self.con
-        total, bad = con.execute("SELECT count(*), count(_reason) FROM _staged").fetchone()
+        con, staged = self.con, self.staged
+        total, bad = con.execute(f"SELECT count(*), count(_reason) FROM {staged}").fetchone()
+        links = con.execute(
+            f"""SELECT DISTINCT anonymous_id, user_id, CASE WHEN type = 'identify' THEN 'identify' ELSE 'event' END
+               FROM {staged} WHERE _reason IS NULL AND anonymous_id IS NOT NULL AND user_id IS NOT NULL
+                 AND anonymous_id <> user_id
+               UNION ALL
+               SELECT DISTINCT previous_id, user_id, 'alias'
+               FROM {staged} WHERE _reason IS NULL AND type = 'alias' AND previous_id <> user_id"""
+        ).fetchall()  # a few per person, not per event
+        self.people.add((a, b) for a, b, _ in links)
+        new = self._mark_and_rekey()
         con.execute("BEGIN TRANSACTION")
         try:
             self.quarantine_rows(early_rejects)
@@ -140,126 +164,135 @@ class _Loader:
                     raw = f"coalesce(s.raw, (SELECT {expr} FROM {relation} c WHERE c.line_no = s.line_no))"
                 con.execute(
                     f"INSERT INTO quarantine SELECT s.source, s.line_no, s._field, s._reason, {raw}, ? "
-                    "FROM _staged s WHERE s._reason IS NOT NULL",
+                    f"FROM {staged} s WHERE s._reason IS NOT NULL",
                     [self.now],
                 )
-            links = con.execute(
-                """SELECT DISTINCT anonymous_id, user_id, CASE WHEN type = 'identify' THEN 'identify' ELSE 'event' END
-                   FROM _staged WHERE _reason IS NULL AND anonymous_id IS NOT NULL AND user_id IS NOT NULL
-                     AND anonymous_id <> user_id
-                   UNION ALL
-                   SELECT DISTINCT previous_id, user_id, 'alias'
-                   FROM _staged WHERE _reason IS NULL AND type = 'alias' AND previous_id <> user_id"""
-            ).fetchall()  # a few per person, not per event
             if links:
                 a, b, via = zip(*links)
                 con.register("_links", pa.table({"a": a, "b": b, "via": via}))
                 con.execute("INSERT INTO identity_links SELECT a, b, via FROM _links")
                 con.unregister("_links")
-                self.people.add((a, b) for a, b, _ in links)
-            inserted = self._insert_new_events()
+            after = self._insert_new_events(new)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        self.refill_carry()
         if bad:
             self._count_reasons([r[0] for r in con.execute(
-                "SELECT _reason FROM _staged WHERE _reason IS NOT NULL").fetchall()])
+                f"SELECT _reason FROM {staged} WHERE _reason IS NOT NULL").fetchall()])
+        self._keep_carry(after, new)
         self.result.read += int(total)
         self.result.quarantined += int(bad)
-        self.result.loaded += int(inserted)
-        self.result.duplicates += int(total) - int(bad) - int(inserted)
+        self.result.loaded += int(new)
+        self.result.duplicates += int(total) - int(bad) - int(new)
 
-    def _insert_new_events(self) -> int:
-        """Take the good rows of `_staged` whose `message_id` is new; returns how many.
+    def _carried(self) -> str:
+        """The carried rows (all canonical columns), as one relation."""
+        return " UNION ALL ".join(f"SELECT {_EVENT_COLS} FROM {table} WHERE {_KEEP} AND rowid > {after}"
+                                  for table, after in self.carry)
 
-        A row is dropped when its id is already stored (or carried), or when an earlier
+    def _mark_and_rekey(self) -> int:
+        """Mark the chunk's repeats (`_dup`), re-key its people; returns its new rows.
+
+        A row is a repeat when its id is already stored (or carried), or when an earlier
         row of the chunk (by line) has it. Both are found on narrow columns: the id
         lookup is a semi-join whose hash table holds the chunk's ids and streams the
         stored ids past it (`NOT EXISTS` against `events` hashed every stored event, so
         each chunk cost and held more than the one before), and the repeat check is a
-        window over (id, line) rather than over whole rows.
-
-        The new rows join the carried ones; whole row groups of them go to `events`,
-        the rest waits in `_carry` for the next chunk (`flush` stores it at the end).
+        window over (id, line) rather than over whole rows. Each event is stored under
+        the person the links seen so far give it (see PeopleSoFar): an UPDATE of the
+        few moved rows of the scratch table, cheaper than a join in the insert.
         """
-        con = self.con
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE _drop AS
-               WITH good AS (SELECT rowid AS r, message_id, line_no FROM _staged WHERE _reason IS NULL)
+        con, staged = self.con, self.staged
+        carried_ids = "".join(f" UNION ALL SELECT message_id FROM {table} WHERE {_KEEP} AND rowid > {after}"
+                              for table, after in self.carry)
+        dups = con.execute(
+            f"""WITH good AS (SELECT rowid AS r, message_id, line_no FROM {staged} WHERE _reason IS NULL)
                SELECT r FROM good
                WHERE message_id IN (SELECT message_id FROM events
-                                    WHERE message_id IN (SELECT message_id FROM good)
-                                    UNION ALL SELECT message_id FROM _carry)
+                                    WHERE message_id IN (SELECT message_id FROM good){carried_ids})
                UNION
                SELECT r FROM good
                QUALIFY row_number() OVER (PARTITION BY message_id ORDER BY line_no, r) > 1"""
-        )
-        dropped = con.execute("SELECT count(*) FROM _drop").fetchone()[0]
-        keep = "_reason IS NULL"
-        if dropped:
-            keep += " AND NOT EXISTS (SELECT 1 FROM _drop d WHERE d.r = s.rowid)"
-        # Store each event under the person the links seen so far give it (see PeopleSoFar).
-        ids = [r[0] for r in con.execute("SELECT DISTINCT person_id FROM _staged WHERE _reason IS NULL").fetchall()]
+        ).fetchall()
+        if dups:
+            con.register("_dups", pa.table({"r": pa.array([r for (r,) in dups], pa.int64())}))
+            try:
+                con.execute(f"UPDATE {staged} SET _dup = true WHERE rowid IN (SELECT r FROM _dups)")
+            finally:
+                con.unregister("_dups")
+        ids = [r[0] for r in con.execute(f"SELECT DISTINCT person_id FROM {staged} WHERE {_KEEP}").fetchall()]
         moved = self.people.person_of(ids)
-        columns = _EVENT_COLS
-        source = "_staged s"
         if moved:
             con.register("_moved", pa.table({"id": list(moved), "person": list(moved.values())}))
-            columns = _EVENT_COLS.replace('"person_id"', 'coalesce(m.person, s.person_id)')
-            source = "_staged s LEFT JOIN _moved m ON m.id = s.person_id"
-        try:
-            new, carried = (int(n) for n in con.execute(
-                f"SELECT (SELECT count(*) FROM _staged s WHERE {keep}), (SELECT count(*) FROM _carry)").fetchone())
-            if moved:  # stored under a linked person: what the final re-key used to count
+            try:  # stored under a linked person: what the final re-key used to count
                 self.result.restitched += int(con.execute(
-                    f"SELECT count(*) FROM _staged s JOIN _moved m ON m.id = s.person_id WHERE {keep}").fetchone()[0])
-            take = max(0, (self.stored + carried + new) // ROW_GROUP_ROWS * ROW_GROUP_ROWS - self.stored)
-            kept = f"SELECT {columns} FROM {source} WHERE {keep}"
-            if take == 0:  # not a whole row group yet: everything waits
-                self.next_carry = f"INSERT INTO _carry {kept}"
-            else:  # take >= carried: the carry, then the chunk's rows up to the cut
-                cut = con.execute(f"SELECT s.rowid FROM _staged s WHERE {keep} ORDER BY s.rowid "
-                                  f"LIMIT 1 OFFSET {take - carried - 1}").fetchone() if take > carried else None
-                before = f"{kept} AND s.rowid <= {cut[0]}" if cut else None
-                con.execute(f"INSERT INTO events ({_EVENT_COLS}) SELECT * FROM _carry"
-                            + (f" UNION ALL {before}" if before else ""))
-                self.next_carry = (f"CREATE OR REPLACE TEMP TABLE _carry AS {kept}"
-                                   + (f" AND s.rowid > {cut[0]}" if cut else ""))
-                self.stored += take
-        except BaseException:
-            if moved:
+                    f"UPDATE {staged} SET person_id = m.person FROM _moved m "
+                    f"WHERE m.id = {staged}.person_id AND {staged}._reason IS NULL AND NOT {staged}._dup"
+                ).fetchone()[0])
+            finally:
                 con.unregister("_moved")
-            raise
-        self.moved_registered = bool(moved)
-        return new
+        return int(con.execute(f"SELECT count(*) FROM {staged} WHERE {_KEEP}").fetchone()[0])
 
-    def refill_carry(self) -> None:
-        """After the chunk's commit: keep its rows not yet stored. (Scratch tables stay out
-        of the transaction; writing them inside it made the commit copy them again.)"""
-        con = self.con
-        try:
-            if self.next_carry:
-                con.execute(self.next_carry)
-        finally:
-            self.next_carry = None
-            if self.moved_registered:
-                con.unregister("_moved")
-                self.moved_registered = False
+    def _insert_new_events(self, new: int) -> int | None:
+        """Store the carried rows and this chunk's new ones, in whole row groups.
+
+        Returns the rowid of the chunk's last stored row (-1: none stored; None: nothing
+        stored at all, everything waits). The rest waits for the next chunk (`flush`
+        stores it at the end).
+        """
+        con, staged = self.con, self.staged
+        take = max(0, (self.stored + self.carried + new) // ROW_GROUP_ROWS * ROW_GROUP_ROWS - self.stored)
+        if take == 0:  # not a whole row group yet: everything waits
+            return None
+        # take > carried: the carry, then the chunk's rows up to the cut
+        parts = [self._carried()] if self.carry else []
+        after = -1
+        if take > self.carried:
+            after = con.execute(f"SELECT rowid FROM {staged} WHERE {_KEEP} ORDER BY rowid "
+                                f"LIMIT 1 OFFSET {take - self.carried - 1}").fetchone()[0]
+            parts.append(f"SELECT {_EVENT_COLS} FROM {staged} WHERE {_KEEP} AND rowid <= {after}")
+        con.execute(f"INSERT INTO events ({_EVENT_COLS}) " + " UNION ALL ".join(parts))
+        self.stored += take
+        return after
+
+    def _keep_carry(self, after: int | None, new: int) -> None:
+        """After the chunk's commit: remember which rows wait (scratch tables stay out of
+        the transaction; writing them inside it made the commit copy them again)."""
+        con, staged = self.con, self.staged
+        if after is not None:  # the old carry is stored: the chunk's own rows after the cut wait
+            for table, _ in self.carry:
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+            self.carried = self.carried + new - (self.stored - self.stored_before)
+            self.carry = [(staged, after)]
+        else:
+            # Nothing stored (a small or repetitive chunk): the new rows join a compact copy,
+            # so scratch tables of mostly repeated rows do not pile up.
+            if not any(table == "_carry" for table, _ in self.carry):
+                con.execute(f"CREATE OR REPLACE TEMP TABLE _carry AS SELECT * FROM {staged} WHERE {_KEEP}")
+            else:
+                con.execute(f"INSERT INTO _carry SELECT * FROM {staged} WHERE {_KEEP}")
+            con.execute(f"DROP TABLE {staged}")
+            if ("_carry", -1) not in self.carry:
+                self.carry.append(("_carry", -1))
+            self.carried += new
+        self.stored_before = self.stored
 
     def flush(self) -> None:
         """Store the carried rows (the file's last, partial row group)."""
         con = self.con
-        con.execute("BEGIN TRANSACTION")
-        try:
-            self.stored += con.execute(f"INSERT INTO events ({_EVENT_COLS}) SELECT * FROM _carry").fetchone()[0]
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        for table in ("_carry", "_staged", "_drop"):
-            con.execute(f"DROP TABLE IF EXISTS {table}")
+        if self.carry:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                self.stored += con.execute(f"INSERT INTO events ({_EVENT_COLS}) {self._carried()}").fetchone()[0]
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        for table in {*(t for t, _ in self.carry), self.staged, "_carry"}:
+            if table:
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+        self.carry, self.carried = [], 0
 
     def load_json_documents(self, table: pa.Table, fmt: str, early_rejects: list[tuple[int, str | None, str, str]],
                             *, may_have_batches: bool = True) -> None:
@@ -272,8 +305,9 @@ class _Loader:
         con.register("_arrow_chunk", _sliced(table))
         try:
             # Blank (whitespace-only) lines are skipped; the `{` test spares most rows the trim.
-            docs = ("SELECT line_no, raw, raw AS j FROM _arrow_chunk "
-                    f"WHERE starts_with(raw, '{{') OR trim({_RTRIM_RAW.replace('c.raw', 'raw')}) <> ''")
+            # (A CASE, not OR: DuckDB evaluated both sides of the OR, trimming every line.)
+            docs = ("SELECT line_no, raw, raw AS j FROM _arrow_chunk WHERE CASE WHEN starts_with(raw, '{') "
+                    f"THEN true ELSE trim({_RTRIM_RAW.replace('c.raw', 'raw')}) <> '' END")
             # Batch envelopes are rare in files: only pay for unwrapping when one is there.
             batches = fmt == "segment" and may_have_batches and con.execute(
                 "SELECT count(*) FROM _arrow_chunk WHERE contains(raw, '\"batch\"')").fetchone()[0] > 0
@@ -281,7 +315,13 @@ class _Loader:
                 docs = _unwrap_segment_batches()
             # One line, one event: quarantined lines are looked up again by number.
             self.raw_by_line = None if batches else ("_arrow_chunk", _RTRIM_RAW)
-            self.stage(mapping_sql(json_spec(fmt), f"({docs})", keep_raw=batches))
+            if not self.lenient:
+                try:
+                    self.stage(mapping_sql(json_spec(fmt), f"({docs})", keep_raw=batches, strict=True))
+                except duckdb.InvalidInputException:  # a line is not JSON: mark, don't fail
+                    self.lenient = True  # for the rest of the file (the failed try cost a pass)
+            if self.lenient:
+                self.stage(mapping_sql(json_spec(fmt), f"({docs})", keep_raw=batches))
             self.commit_staged(early_rejects)
         finally:
             self.raw_by_line = None
@@ -361,8 +401,13 @@ def ingest_file(
             on_progress(done, total)
 
     con = store.duck
-    previous_limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    previous_limit, previous_disabled = con.execute(
+        "SELECT current_setting('memory_limit'), current_setting('disabled_compression_methods')").fetchone()
     con.execute(f"SET memory_limit = '{config.ingest.memory_limit}'")
+    # FSST's analysis of every string column was a third of the cost of writing `events`
+    # (measured: 7.0-8.7 vs 4.9-5.3 CPU-s per 1M demo events); without it strings are
+    # dictionary-compressed and the file ~10 % larger.
+    con.execute(f"SET disabled_compression_methods = '{_with_fsst(previous_disabled)}'")
     try:
         try:
             _ingest_chunks(store, loader, path, fmt, mapping, config, progress)
@@ -374,7 +419,18 @@ def ingest_file(
         rebuild_profiles(store)
     finally:
         con.execute(f"SET memory_limit = '{_unrounded(previous_limit)}'")
+        con.execute(f"SET disabled_compression_methods = '{previous_disabled}'")
     return result
+
+
+def _with_fsst(disabled: str) -> str:
+    """The `disabled_compression_methods` setting with FSST added.
+
+    >>> _with_fsst(''), _with_fsst('rle'), _with_fsst('fsst')
+    ('fsst', 'rle,fsst', 'fsst')
+    """
+    methods = [m.strip() for m in disabled.split(",") if m.strip()]
+    return ",".join(methods if "fsst" in methods else [*methods, "fsst"])
 
 
 def _unrounded(setting: str) -> str:
