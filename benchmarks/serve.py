@@ -1,6 +1,11 @@
 """Load benchmark of `micromoments serve`: the load comes from a second process on loopback.
 
-    .venv/bin/python benchmarks/serve.py [--seconds 8] [--connections 32] [--no-activator]
+    .venv/bin/python benchmarks/serve.py [--seconds 8] [--connections 32] [--no-activator] [--split]
+
+`--split` runs the scale-out setup of docs/deploy.md on this machine: a redis-server, one
+`serve --role worker` (playbooks, live state, the store) and one `serve --role collector`
+that takes the load (validate, WAL group commit, acknowledge, ship to the Redis stream);
+/v1/decide is asked of the collector, which reads the worker's profile snapshots in Redis.
 
 Three phases, each bounded in time:
 1. single-event `POST /v1/track` requests (closed loop, `--connections` in flight): req/s, p50/p99;
@@ -216,45 +221,75 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--no-activator", action="store_true", help="collector only (no playbooks on the bus)")
     parser.add_argument("--python-client", action="store_true", help="use the asyncio client even if wrk exists")
+    parser.add_argument("--split", action="store_true", help="collector and worker in two processes over Redis")
+    parser.add_argument("--worker-nice", type=int, default=0,
+                        help="--split: run the worker at this nice level, standing in for a worker on another "
+                             "machine (on one 2-core box it otherwise takes the collector's CPU while it catches up)")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="mm-serve-bench-"))
     port = free_port()
+    extra = ""
+    redis_proc = worker = None
+    exe = Path(sys.executable).parent / "micromoments"
+    if args.split:
+        redis_server = shutil.which("redis-server")
+        if redis_server is None:
+            raise SystemExit("--split needs redis-server (apt-get install redis-server)")
+        rport = free_port()
+        redis_proc = subprocess.Popen([redis_server, "--port", str(rport), "--save", "", "--appendonly", "no",
+                                       "--dir", str(tmp)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+        extra = f'bus = "redis://127.0.0.1:{rport}/0"\n'
     (tmp / "micromoments.toml").write_text(
         f'[store]\npath = "{tmp / "store.duckdb"}"\n\n[server]\nwrite_keys = {{"{KEY}" = "bench"}}\n'
         f'admin_tokens = ["bench-admin"]\nrate_limit_per_second = 0.0\nwal_dir = "{tmp / "wal"}"\n'
-        "flush_interval_ms = 1000\n")
-    exe = Path(sys.executable).parent / "micromoments"
+        "flush_interval_ms = 1000\n" + extra)
     cmd = [str(exe), "serve", "--config", str(tmp / "micromoments.toml"), "--port", str(port)]
     if args.no_activator:
         cmd.append("--no-activator")
+    wport = free_port()
+    if args.split:
+        time.sleep(0.5)
+        nice = ["nice", "-n", str(args.worker_nice)] if args.worker_nice else []
+        worker = subprocess.Popen([*nice, *cmd[:-1], str(wport), "--role", "worker", "--data-dir", str(tmp / "worker")],
+                                  stdout=open(tmp / "worker.log", "wb"), stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        cmd += ["--role", "collector", "--data-dir", str(tmp / "collector")]
     server = subprocess.Popen(cmd, stdout=open(tmp / "serve.log", "wb"), stderr=subprocess.STDOUT,
                               start_new_session=True)
     use_wrk = shutil.which("wrk") is not None and not args.python_client
     results: dict[str, dict] = {}
+    worker_doc: dict = {}
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"server did not start: {(tmp / 'serve.log').read_text()[-2000:]}")
-                time.sleep(0.2)
+        for proc, p, log in ((server, port, "serve.log"), (worker, wport, "worker.log")):
+            if proc is None:
+                continue
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", p), timeout=1):
+                        break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise SystemExit(f"server did not start: {(tmp / log).read_text()[-2000:]}")
+                    time.sleep(0.2)
         time.sleep(0.5)
 
-        def admin_stats() -> dict:
-            out = subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/admin/stats", "-H",
+        def admin_stats(p: int = port) -> dict:
+            out = subprocess.run(["curl", "-s", f"http://127.0.0.1:{p}/admin/stats", "-H",
                                   "Authorization: Bearer bench-admin"], capture_output=True, text=True).stdout
             return json.loads(out)
 
-        def settle(limit: float = 90.0) -> float:
+        def settle(limit: float = 120.0) -> float:
             """Wait until the bus has fed every event to the activator and the WAL is in the store."""
             t0 = time.perf_counter()
             while time.perf_counter() - t0 < limit:
-                st = admin_stats()
-                if st["bus"]["queued"] == 0 and st["wal"]["pending_segments"] == 0:
+                done = True
+                for p in (port, wport) if worker is not None else (port,):
+                    st = admin_stats(p)
+                    done &= st["bus"]["queued"] == 0 and st["wal"]["pending_segments"] == 0
+                if done:
                     break
                 time.sleep(0.25)
             return time.perf_counter() - t0
@@ -262,8 +297,10 @@ def main() -> None:
         def phase(name: str, fn) -> dict:
             settled = settle()
             c0, t0 = cpu_seconds(server.pid), time.perf_counter()
+            w0 = cpu_seconds(worker.pid) if worker is not None else 0.0
             out = fn()
             out["server_cpu_s"] = cpu_seconds(server.pid) - c0
+            out["worker_cpu_s"] = cpu_seconds(worker.pid) - w0 if worker is not None else 0.0
             out["wall_s"] = time.perf_counter() - t0
             out["settle_before_s"] = settled
             results[name] = out
@@ -279,12 +316,16 @@ def main() -> None:
         phase("decide", lambda: run_client("decide", port, s, 500))
         drain_s = settle()
         stats = json.dumps(admin_stats())
+        worker_doc = admin_stats(wport) if worker is not None else {}
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        for proc in (server, worker, redis_proc):
+            if proc is None:
+                continue
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
     try:
         stats_doc = json.loads(stats)
     except (ValueError, UnboundLocalError):
@@ -295,7 +336,12 @@ def main() -> None:
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} (shared with other jobs)")
     print(f"load generator: {'wrk' if use_wrk else 'asyncio client'} in its own process; activator "
-          f"{'off' if args.no_activator else 'on'}; WAL fsync on; every event a new messageId")
+          f"{'off' if args.no_activator else 'on'}; WAL fsync on; every event a new messageId; "
+          f"{'split: collector process <- load, worker process + redis-server behind it' if args.split else 'one process (role all)'}"
+          f"{f' (worker at nice {args.worker_nice})' if args.worker_nice else ''}")
+    if worker is not None:
+        print(f"worker process CPU during the phases: single {single['worker_cpu_s']:.1f} s, "
+              f"batch {batch['worker_cpu_s']:.1f} s, decide {decide['worker_cpu_s']:.1f} s")
     print(f"single events : {single['rps']:8,.0f} req/s   p50 {single['p50_ms']:6.1f} ms   p99 {single['p99_ms']:6.1f} ms"
           f"   (target ≥3,000 req/s, p99 ≤25 ms)  errors {single['errors']}"
           f"   server CPU {single['server_cpu_s'] / max(single['requests'], 1) * 1e6:,.0f} µs/request")
@@ -312,7 +358,11 @@ def main() -> None:
     if stats_doc:
         print(f"server: {stats_doc['events_accepted']:,} events accepted, {stats_doc['wal']['group_commits']:,} fsync "
               f"groups ({stats_doc['events_accepted'] / max(stats_doc['wal']['group_commits'], 1):.1f} events/fsync), "
-              f"bus delivered {stats_doc['bus']['delivered']:,} dropped {stats_doc['bus']['dropped']:,}")
+              f"bus delivered {stats_doc['bus']['delivered']:,} dropped {stats_doc['bus']['dropped']:,}"
+              + (f", shipped to Redis {stats_doc['shipper']['shipped']:,}" if stats_doc.get("shipper") else ""))
+    if worker_doc:
+        print(f"worker: {worker_doc['store']['events']:,} events in the store, activator bus delivered "
+              f"{worker_doc['bus']['delivered']:,}, dropped {worker_doc['bus']['dropped']:,}")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

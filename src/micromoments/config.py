@@ -83,6 +83,13 @@ class ActivationConfig:
     backoff_seconds: float = 0.5      # first retry delay; doubles each attempt
     backoff_max_seconds: float = 30.0
     attribution_hours: float = 168.0  # a conversion within this time is credited to the last decision
+    # Content choice among equally specific items (activation/bandit.py): "thompson" or "uniform".
+    bandit: str = "thompson"
+    exploration_floor: float = 0.05   # every eligible item keeps probability >= floor / n
+    bandit_reward: str = "click"      # click / conversion; per playbook: bandit_rewards
+    bandit_rewards: dict[str, str] = field(default_factory=dict)  # playbook name -> click / conversion
+    bandit_context: list[str] = field(default_factory=lambda: ["moment", "stage", "channel"])  # + persona, playbook
+    bandit_method: str = "quad"       # P(best) by quadrature ("quad") or Monte Carlo ("mc", 1,000 draws)
 
 
 @dataclass
@@ -102,6 +109,14 @@ class ServerConfig:
     flush_interval_ms: int = 1000          # how often WAL segments move into the store
     dedupe_window: int = 1_000_000         # messageIds remembered in memory for idempotency
     bus: str = "inprocess"                 # or "redis://host:6379/0" (Redis Streams)
+    # Scale-out (docs/deploy.md): "all" = one process; "collector" = validate, WAL, ship to the bus;
+    # "worker" = also consume the bus: playbooks, live state in Redis, and (load_store) the store.
+    role: str = "all"
+    bus_stream: str = "micromoments:events"  # the Redis stream (logs go to "<bus_stream>:logs")
+    worker_index: int = 0                  # this worker's person partition, 0 .. worker_count-1
+    worker_count: int = 1                  # workers splitting people by a hash of anonymousId/userId
+    load_store: bool = True                # worker: own the DuckDB store (exactly one worker may)
+    state_ttl_hours: float = 720.0         # shared profile snapshots expire after this long unused
 
 
 @dataclass

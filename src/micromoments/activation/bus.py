@@ -28,12 +28,13 @@ import logging
 import socket
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
-__all__ = ["EventBus", "InProcessBus", "RedisStreamsBus", "make_bus"]
+__all__ = ["EventBus", "InProcessBus", "RedisStreamsBus", "WalShipper", "make_bus", "partition_of"]
 
 log = logging.getLogger("micromoments.server")
 
@@ -99,6 +100,14 @@ class InProcessBus:
             if was_empty:
                 self._cond.notify()
 
+    def publish_lines(self, lines: list[bytes]) -> None:
+        """Events as their JSON lines (decoded on the dispatcher thread).
+
+        The collector publishes this way: a queue of bytes costs the garbage collector
+        nothing, where 100,000 queued event dicts made each full pass stall the server.
+        """
+        self.publish_many(lines)  # type: ignore[arg-type]
+
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -112,6 +121,8 @@ class InProcessBus:
                 self._queue.clear()
                 self._busy = True
             for event in batch:
+                if isinstance(event, bytes):
+                    event = orjson.loads(event)
                 for handler in self._handlers:
                     try:
                         handler(event)
@@ -159,16 +170,23 @@ class RedisStreamsBus:
     """Redis Streams: `XADD` on publish; each subscriber reads through a consumer group.
 
     Collectors publish to `stream`; every worker process subscribes with the same `group`
-    (each event goes to one worker of the group) or its own group (every worker sees
-    everything, e.g. a second activator for another purpose). Entries are acknowledged
-    after the handler ran, so a worker that dies leaves them pending for another.
+    (each entry goes to one consumer of the group) or its own group (every worker sees
+    everything, e.g. one group per person partition, see `partition_of`). Entries are
+    acknowledged after the handlers ran, so a worker that dies leaves them pending; a
+    consumer with a fixed `consumer` name re-reads its own pending entries when it restarts
+    (at-least-once: handlers must tolerate a repeat, e.g. by `messageId`).
 
-    `url` is a redis URL such as `redis://localhost:6379/0`.
+    An entry holds one event (field `e`) or a JSONL blob of stamped events (field `b`, one
+    WAL group commit, written by `WalShipper`): a blob costs one `XADD` for hundreds of events.
+
+    `url` is a redis URL such as `redis://localhost:6379/0`. `async_publish=True` makes
+    `publish`/`publish_many` only queue (a thread pipelines the `XADD`s), so a request never
+    waits for Redis; `flush()` waits until the queue is sent.
     """
 
     def __init__(self, url: str = "redis://localhost:6379/0", *, stream: str = "micromoments:events",
                  group: str = "activators", consumer: str | None = None, maxlen: int = 1_000_000,
-                 block_ms: int = 500):
+                 block_ms: int = 500, async_publish: bool = False, start_id: str = "0"):
         try:
             import redis  # noqa: PLC0415 — optional dependency, only for this bus
         except ModuleNotFoundError as exc:
@@ -176,84 +194,350 @@ class RedisStreamsBus:
 
             raise ConfigError("the Redis Streams bus needs the `redis` package",
                               where="[server] bus", hint="pip install redis, or use bus = \"inprocess\"") from exc
+        self.url = url
         self._redis = redis.Redis.from_url(url)
         self.stream = stream
         self.group = group
         self.consumer = consumer or f"{socket.gethostname()}-{id(self):x}"
         self.maxlen = maxlen
         self.block_ms = block_ms
+        # Where a *new* group starts: "0" = the whole stream (the store loader), "$" = only what
+        # comes next (a new activator must not replay old events as if live). An existing group
+        # always continues where it was.
+        self.start_id = start_id
         self._handlers: list[Handler] = []
+        self._blob_handlers: list[Callable[[list[bytes]], Any]] = []
+        self._after_batch: list[Callable[[], Any]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.published = 0
         self.delivered = 0
         self.handler_errors = 0
+        self.dropped = 0
+        self.publish_errors = 0
+        self._async = async_publish
+        self._outbox: collections.deque[bytes] = collections.deque()
+        self._out_cond = threading.Condition()
+        self._out_busy = False
+        self._publisher: threading.Thread | None = None
+
+    # -- publishing -----------------------------------------------------------------------------
+    def _xadd_all(self, payloads: list[tuple[bytes, bytes]]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for key, data in payloads:
+            pipe.xadd(self.stream, {key: data}, maxlen=self.maxlen, approximate=True)
+        pipe.execute()
 
     def publish(self, event: dict[str, Any]) -> None:
-        self._redis.xadd(self.stream, {b"e": _encode(event)}, maxlen=self.maxlen, approximate=True)
-        self.published += 1
+        self.publish_many([event])
 
     def publish_many(self, events: list[dict[str, Any]]) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        for event in events:
-            pipe.xadd(self.stream, {b"e": _encode(event)}, maxlen=self.maxlen, approximate=True)
-        pipe.execute()
+        if not events:
+            return
+        if self._async:
+            self._enqueue([_encode(e) for e in events])
+            return
+        self._xadd_all([(b"e", _encode(e)) for e in events])
         self.published += len(events)
 
+    def publish_lines(self, lines: list[bytes]) -> None:
+        """Events as their JSON lines (as the WAL holds them): one blob entry per call."""
+        if not lines:
+            return
+        if self._async:
+            self._enqueue([line.rstrip(b"\n") for line in lines])
+            return
+        self.publish_blob(b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines))
+
+    def publish_blob(self, jsonl: bytes) -> None:
+        """One entry holding many stamped events as JSON lines (synchronous: raises if Redis fails)."""
+        self._xadd_all([(b"b", jsonl)])
+        self.published += jsonl.count(b"\n")
+
+    def publish_blobs(self, blobs: list[bytes]) -> None:
+        """Several JSONL entries in one round trip (synchronous)."""
+        if blobs:
+            self._xadd_all([(b"b", b) for b in blobs])
+            self.published += sum(b.count(b"\n") for b in blobs)
+
+    def _enqueue(self, encoded: list[bytes]) -> None:
+        with self._out_cond:
+            if self._publisher is None:
+                self._publisher = threading.Thread(target=self._publish_loop, name="redis-publish", daemon=True)
+                self._publisher.start()
+            over = len(self._outbox) + len(encoded) - self.maxlen
+            for _ in range(max(0, over)):
+                if self._outbox:
+                    self._outbox.popleft()
+                    self.dropped += 1  # Redis has been down a long time: the live path loses the oldest
+            self._outbox.extend(encoded)
+            self._out_cond.notify()
+
+    def _publish_loop(self) -> None:
+        while True:
+            with self._out_cond:
+                self._out_busy = False
+                self._out_cond.notify_all()
+                while not self._outbox and not self._stop.is_set():
+                    self._out_cond.wait()
+                if not self._outbox:
+                    return
+                batch = list(self._outbox)
+                self._outbox.clear()
+                self._out_busy = True
+            # Blob entries: one XADD per 500 events; consumers split the lines.
+            blobs = [b"\n".join(batch[i:i + 500]) + b"\n" for i in range(0, len(batch), 500)]
+            while True:
+                try:
+                    self.publish_blobs(blobs)
+                    break
+                except Exception:
+                    self.publish_errors += 1
+                    log.exception("publishing to the Redis stream failed; retrying")
+                    if self._stop.wait(0.5):
+                        return
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued by an async publisher is in Redis."""
+        deadline = time.monotonic() + timeout
+        with self._out_cond:
+            while self._outbox or self._out_busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._out_cond.wait(left)
+        return True
+
+    # -- consuming ------------------------------------------------------------------------------
     def subscribe(self, handler: Handler) -> None:
+        """`handler(event)` for every event (blob entries are split and decoded)."""
+        self._handlers.append(handler)
+        self._start()
+
+    def subscribe_blobs(self, handler: Callable[[list[bytes]], Any]) -> None:
+        """`handler(lines)` once per read with the raw JSON lines of every entry (no decoding).
+
+        For the store loader: it appends them to its own log as they are.
+        """
+        self._blob_handlers.append(handler)
+        self._start()
+
+    def after_batch(self, fn: Callable[[], Any]) -> None:
+        """`fn()` after each read's entries were handled and before they are acknowledged."""
+        self._after_batch.append(fn)
+
+    def _start(self) -> None:
         import redis  # noqa: PLC0415
 
-        self._handlers.append(handler)
         if self._thread is None:
             try:
-                self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+                self._redis.xgroup_create(self.stream, self.group, id=self.start_id, mkstream=True)
             except redis.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
-            self._thread = threading.Thread(target=self._run, name="redis-bus", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=f"redis-bus-{self.group}", daemon=True)
             self._thread.start()
 
     def _run(self) -> None:
+        cursor = "0"  # first our own pending entries (a restart after a crash), then new ones
         while not self._stop.is_set():
             try:
-                replies = self._redis.xreadgroup(self.group, self.consumer, {self.stream: ">"},
-                                                 count=500, block=self.block_ms)
+                replies = self._redis.xreadgroup(self.group, self.consumer, {self.stream: cursor},
+                                                 count=500, block=None if cursor == "0" else self.block_ms)
             except Exception:
                 if self._stop.is_set():
                     return
                 log.exception("reading the Redis stream failed; retrying")
                 time.sleep(1)
                 continue
-            for _stream, entries in replies or []:
-                ids = []
-                for entry_id, fields in entries:
+            entries = [e for _stream, es in (replies or []) for e in es]
+            if cursor == "0" and not entries:
+                cursor = ">"
+                continue
+            if not entries:
+                continue
+            try:
+                self._handle(entries)
+            except Exception:  # e.g. the loader's disk: leave them pending, retry from the start
+                self.handler_errors += 1
+                log.exception("redis bus batch handler failed; will retry")
+                cursor = "0"
+                time.sleep(0.5)
+                continue
+            self._redis.xack(self.stream, self.group, *[entry_id for entry_id, _ in entries])
+
+    def _handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        if self._blob_handlers:
+            lines: list[bytes] = []
+            for _id, fields in entries:
+                if b"b" in fields:
+                    lines.extend(x for x in fields[b"b"].split(b"\n") if x)
+                elif b"e" in fields:
+                    lines.append(fields[b"e"])
+            for blob_handler in self._blob_handlers:
+                blob_handler(lines)  # an error propagates: nothing is acknowledged
+            self.delivered += len(lines)
+        if self._handlers:
+            for entry_id, fields in entries:
+                raw = fields[b"b"].split(b"\n") if b"b" in fields else [fields.get(b"e", b"")]
+                for data in raw:
+                    if not data:
+                        continue
                     try:
-                        event = _decode(fields[b"e"])
+                        event = _decode(data)
                         for handler in self._handlers:
                             handler(event)
                     except Exception:
                         self.handler_errors += 1
                         log.exception("redis bus handler failed on entry %s", entry_id)
                     self.delivered += 1
-                    ids.append(entry_id)
-                if ids:
-                    self._redis.xack(self.stream, self.group, *ids)
+        for fn in self._after_batch:
+            fn()
 
     def queued(self) -> int:
         """Entries of the stream this group has not read yet (its lag)."""
         try:
             for info in self._redis.xinfo_groups(self.stream):
                 if info["name"].decode() == self.group:
-                    return int(info.get("lag") or 0)
+                    return int(info.get("lag") or 0) + len(self._outbox)
         except Exception:
-            return 0
-        return 0
+            return len(self._outbox)
+        return len(self._outbox)
 
     def close(self) -> None:
+        if self._async:
+            self.flush(timeout=10)
         self._stop.set()
+        with self._out_cond:
+            self._out_cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._publisher is not None:
+            self._publisher.join(timeout=5)
         self._redis.close()
+
+
+def partition_of(event: dict[str, Any], count: int) -> int:
+    """The worker partition of an event: a stable hash of its anonymousId (else userId).
+
+    The anonymous id first, because Segment clients send it on every event of a device,
+    before and after login, so a person's session stays on one worker.
+
+    >>> partition_of({"anonymousId": "a1", "userId": "u1"}, 4) == partition_of({"anonymousId": "a1"}, 4)
+    True
+    """
+    if count <= 1:
+        return 0
+    key = event.get("anonymousId") or event.get("anonymous_id") or event.get("userId") or event.get("user_id") or ""
+    return zlib.crc32(str(key).encode()) % count
+
+
+class WalShipper:
+    """Moves what the WAL made durable onto the Redis stream, off the request path.
+
+    The WAL calls `shipper.on_durable(seq, data)` on its writer thread after each group
+    commit; a shipper thread `XADD`s the groups (one blob entry each, in order) and deletes
+    a closed segment once all of it is on the stream. The open segment is rotated every
+    `interval_ms` so that segments stay small. On start, segments left by a crash are
+    shipped again (at-least-once: the store and the workers deduplicate by `messageId`).
+    """
+
+    entry_bytes = 4 << 20  # a crash-left segment is shipped in entries of about this size
+
+    def __init__(self, wal: Any, bus: RedisStreamsBus, *, interval_ms: int = 1000):
+        self.wal = wal
+        self.bus = bus
+        self.interval_s = interval_ms / 1000.0
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_rotate = time.monotonic()
+        self._ship_lock = threading.Lock()  # the thread and /admin/flush both ship
+        self.shipped = 0
+        self.errors = 0
+        self.last_error: str | None = None
+        # Segments that were closed before this process started were never (fully) shipped.
+        self._backlog = list(wal.closed_segments())
+        wal.add_durable_listener(self.on_durable)
+
+    def on_durable(self, seq: int, data: bytes) -> None:
+        with self._cond:
+            self._queue.append(data)
+            self._cond.notify()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="wal-shipper", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.ship_once()
+            except Exception as exc:  # Redis is down: the segments stay on disk until it is back
+                self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("shipping the WAL to Redis failed (%s); retrying", exc)
+                self._stop.wait(0.5)
+                continue
+            with self._cond:
+                if not self._queue:
+                    self._cond.wait(min(0.05, self.interval_s))
+
+    def ship_once(self, *, rotate: bool = False, final: bool = False) -> int:
+        """Ship the backlog and every queued group; delete fully shipped closed segments."""
+        with self._ship_lock:
+            return self._ship(rotate=rotate, final=final)
+
+    def _ship(self, *, rotate: bool, final: bool) -> int:
+        n = 0
+        while self._backlog:
+            seg = self._backlog[0]
+            if seg.exists():
+                data = seg.read_bytes()
+                start = 0
+                while start < len(data):  # entries of ~4 MB, cut after a whole line
+                    end = data.find(b"\n", min(len(data), start + self.entry_bytes) - 1)
+                    end = len(data) if end < 0 else end + 1
+                    if data[start:end].strip():
+                        self.bus.publish_blob(data[start:end])
+                    start = end
+                n += data.count(b"\n")
+                seg.unlink()
+            self._backlog.pop(0)
+        now = time.monotonic()
+        if not final and (rotate or now - self._last_rotate >= self.interval_s):
+            self._last_rotate = now
+            self.wal.rotate()
+        closed = self.wal.closed_segments()  # every group of these is already queued
+        with self._cond:
+            groups = list(self._queue)
+        if groups:
+            self.bus.publish_blobs(groups)
+            with self._cond:
+                for _ in groups:
+                    self._queue.popleft()
+            k = sum(g.count(b"\n") for g in groups)
+            n += k
+            self.shipped += k
+        for seg in closed:
+            seg.unlink(missing_ok=True)
+        return n
+
+    def pending(self) -> int:
+        return len(self._queue) + len(self._backlog)
+
+    def close(self) -> None:
+        """Ship what is left (call after the WAL is closed)."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        try:
+            self.ship_once(rotate=False, final=True)
+        except Exception as exc:
+            log.warning("could not ship the last WAL groups (%s); they will be shipped at the next start", exc)
 
 
 def make_bus(spec: str) -> EventBus:
@@ -261,7 +545,7 @@ def make_bus(spec: str) -> EventBus:
     if spec in ("", "inprocess", "in-process"):
         return InProcessBus()
     if spec.startswith(("redis://", "rediss://", "unix://")):
-        return RedisStreamsBus(spec)
+        return RedisStreamsBus(spec, async_publish=True)  # a request never waits for Redis
     from micromoments.errors import ConfigError
 
     raise ConfigError(f"unknown bus {spec!r}", where="[server] bus", hint='use "inprocess" or a redis:// URL')

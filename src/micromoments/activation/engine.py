@@ -38,6 +38,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from micromoments.activation.bandit import ThompsonBandit
 from micromoments.activation.catalog import Catalog, ContentItem
 from micromoments.activation.delivery import (
     Deliverer,
@@ -270,6 +271,8 @@ class Activator:
         self.clock = clock or _utcnow
         self.log_sink = log_sink
         self._rng = random.Random(seed)
+        # Content choice among equally specific items: Thompson sampling (None = uniform, as before).
+        self.bandit = ThompsonBandit.from_config(config, seed=seed)
         self._lock = threading.RLock()
         self._assigned: set[tuple[str, str]] = set()  # (experiment, person) already logged
         ex = examples_dir()
@@ -314,6 +317,10 @@ class Activator:
                                      backoff=act.backoff_seconds, backoff_max=act.backoff_max_seconds,
                                      threads=delivery_threads)
         self.counters: Counter[str] = Counter()
+        # Scale-out (activation/shared_state.py): snapshots of changed profiles go to `shared`
+        # after each bus batch; decide() reads a person this process does not hold from it.
+        self.shared: Any = None
+        self._dirty: set[str] = set()
 
     def _default_deliverers(self) -> dict[str, Deliverer]:
         act = self.config.activation
@@ -351,6 +358,36 @@ class Activator:
         with self._lock:
             return list(self._recent_moments)[-limit:][::-1]
 
+    def flush_shared(self) -> int:
+        """Write the snapshots of the profiles changed since the last call to `shared`; returns how many."""
+        if self.shared is None:
+            self._dirty.clear()
+            return 0
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            states = [self._states[p] for p in dirty if p in self._states]
+            snaps = [ProfileState(st.person_id) for st in states]
+            for snap, st in zip(snaps, states):  # copy under the lock, write outside it
+                for name in ("user_id", "traits", "events", "last_ts", "session_no", "moment", "go_type",
+                             "moment_confidence", "moment_text", "moment_started_at", "stage", "persona",
+                             "segments", "scores", "consent", "timezone", "lat", "lon", "device", "channel",
+                             "push_token", "last_decision", "purchases", "last_purchase_at", "cart_updated_at"):
+                    setattr(snap, name, getattr(st, name))
+                snap.opted_out, snap.anonymous_ids = set(st.opted_out), set(st.anonymous_ids)
+                snap.last_contact, snap.cart = dict(st.last_contact), dict(st.cart)
+        self.shared.save_many(snaps)
+        return len(snaps)
+
+    def _decide_state(self, person_id: str) -> ProfileState:
+        """This process's state of the person, else the shared snapshot, else an empty profile."""
+        if person_id in self._states or person_id in self._alias:
+            return self._get(person_id)
+        if self.shared is not None:
+            st = self.shared.load(person_id, ProfileState)
+            if st is not None:
+                return st
+        return ProfileState(person_id)
+
     def close(self, timeout: float = 5.0) -> None:
         """Drain the delivery queue (up to `timeout`) and stop the worker threads."""
         self.worker.close(timeout)
@@ -360,7 +397,13 @@ class Activator:
         pid = self._alias.get(pid, pid)
         st = self._states.get(pid)
         if st is None:
-            st = self._states[pid] = ProfileState(pid)
+            # A worker that restarted resumes from the shared snapshot (moment, stage, consent, contacts).
+            seeded = self.shared.load(pid, ProfileState) if self.shared is not None else None
+            if seeded is not None and seeded.person_id != pid:  # an anonymous id merged into a person
+                self._alias[pid] = pid = seeded.person_id
+                st = self._states.get(pid)
+            if st is None:
+                st = self._states[pid] = seeded or ProfileState(pid)
         return st
 
     def _resolve(self, event: Mapping[str, Any]) -> ProfileState:
@@ -382,6 +425,8 @@ class Activator:
             st.user_id = user
         elif anon:
             st.anonymous_ids.add(anon)
+        if self.shared is not None:
+            self._dirty.add(st.person_id)
         return st
 
     @staticmethod
@@ -567,6 +612,8 @@ class Activator:
         if decision_id is None and kind == "click":
             return
         self.counters[f"outcome_{kind}"] += 1
+        if self.bandit is not None and decision_id is not None:
+            self.bandit.observe(decision_id, kind)  # the content choice learns from it
         if self.log_sink is not None:
             self.log_sink("outcomes", {"outcome_id": uuid.uuid4().hex, "decision_id": decision_id, "ts": ts,
                                        "person_id": st.person_id, "kind": kind,
@@ -623,12 +670,13 @@ class Activator:
                 self._log_decision(d)
                 out.append(d)
                 continue
-            item, propensity = self._choose(items)
+            item, propensity = self._choose(items, d)
             d.content_id, d.propensity, d.status = item.id, propensity, "chosen"
             try:
                 d.content = self.catalog.render(item, self._render_context(st, pb.name, store, km, event))
             except Exception as exc:  # a bad template (or a sandbox refusal) must not break the live path
                 log.warning("content %s did not render: %s", item.id, exc)
+                self._unchoose(d)
                 d.status, d.context["error"] = "render_error", str(exc)[:200]
                 self._log_decision(d)
                 out.append(d)
@@ -666,11 +714,29 @@ class Activator:
             return "capped"
         return None
 
-    def _choose(self, items: list[ContentItem]) -> tuple[ContentItem, float]:
-        """Uniform among the equally specific best items; the propensity is logged for OPE."""
-        if len(items) == 1:
-            return items[0], 1.0
-        return self._rng.choice(items), 1.0 / len(items)
+    def _choose(self, items: list[ContentItem], d: Decision | None = None) -> tuple[ContentItem, float]:
+        """One of the equally specific best items, with the probability it had of being chosen.
+
+        With `[activation] bandit = "thompson"` (activation/bandit.py): Thompson sampling per
+        context with an exploration floor; the decision counts as a trial, its click/conversion
+        (`_outcome`) as a success, and the whole distribution goes to `context.propensities`.
+        Else uniform (1/n). The propensity is logged for off-policy evaluation (measure/ope.py).
+        """
+        if self.bandit is None or d is None:
+            if len(items) == 1:
+                return items[0], 1.0
+            return self._rng.choice(items), 1.0 / len(items)
+        choice = self.bandit.choose(self.bandit.context_of(d), [i.id for i in items], decision_id=d.decision_id,
+                                    reward=self.bandit.reward_for(d.playbook))
+        if len(items) > 1:
+            d.context["policy"] = "thompson"
+            d.context["propensities"] = {k: round(v, 6) for k, v in choice.probabilities.items()}
+        return items[choice.index], choice.propensity
+
+    def _unchoose(self, d: Decision) -> None:
+        """The chosen content was not shown (it failed to render): not a trial for the bandit."""
+        if self.bandit is not None:
+            self.bandit.discard(d.decision_id)
 
     def _new_decision(self, st: ProfileState, playbook: str | None, channel: str, ts: datetime,
                       mc: MatchContext | None, store: dict[str, Any] | None, km: float | None) -> Decision:
@@ -738,8 +804,7 @@ class Activator:
         context = dict(context or {})
         with self._lock:
             now = self.clock()
-            st = self._get(person_id) if (person_id in self._states or person_id in self._alias) \
-                else ProfileState(person_id)
+            st = self._decide_state(person_id)
             channel = str(context.get("channel") or ("app" if st.channel == "app" else "web"))
             moment, go_type = st.moment, st.go_type
             if context.get("query"):
@@ -785,13 +850,14 @@ class Activator:
                 d.status = "no_match"
                 self._log_decision(d)
                 return d
-            item, d.propensity = self._choose(items)
+            item, d.propensity = self._choose(items, d)
             d.content_id, d.status = item.id, "chosen"
             try:
                 d.content = self.catalog.render(item, self._render_context(st, d.playbook, store, km, None)
                                                 if personalise else {"first_name": "there"})
             except Exception as exc:  # see _fire: never fail the request over one template
                 log.warning("content %s did not render: %s", item.id, exc)
+                self._unchoose(d)
                 d.status, d.context["error"], d.content_id = "render_error", str(exc)[:200], None
                 self._log_decision(d)
                 return d

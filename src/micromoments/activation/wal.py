@@ -148,6 +148,7 @@ class WriteAheadLog:
         self._rotate_requested = False
         self._closing = False
         self._error: BaseException | None = None
+        self._durable_listeners: list[Callable[[int, bytes], None]] = []
         self._thread = threading.Thread(target=self._run, name="wal-writer", daemon=True)
         self._thread.start()
 
@@ -188,6 +189,14 @@ class WriteAheadLog:
                 if left <= 0:
                     raise TimeoutError("WAL rotation timed out")
                 self._cond.wait(left)
+
+    def add_durable_listener(self, fn: Callable[[int, bytes], None]) -> None:
+        """`fn(segment_seq, data)` on the writer thread after each group is on disk, in log order.
+
+        Called before the segment can rotate, so once a segment is closed every group of it
+        has been handed to the listeners (the `WalShipper` relies on that).
+        """
+        self._durable_listeners.append(fn)
 
     # -- appends ----------------------------------------------------------------------------
     def _check(self) -> None:
@@ -248,11 +257,18 @@ class WriteAheadLog:
                 rotate, self._rotate_requested = self._rotate_requested, False
             error: BaseException | None = None
             if group:
+                data = b"".join(g.data for g in group)
                 try:
-                    self._write(b"".join(g.data for g in group))
+                    self._write(data)
                 except BaseException as exc:  # disk full, I/O error: every waiter hears it
                     error = exc
                     self._error = exc
+                if error is None:
+                    for listener in self._durable_listeners:
+                        try:
+                            listener(self._seq, data)
+                        except Exception:  # a listener's bug must not stop the log
+                            pass
                 self._wake(group, error)
             if rotate or self._size >= self.segment_max_bytes:
                 with self._cond:

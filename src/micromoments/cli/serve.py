@@ -1,4 +1,8 @@
-"""`micromoments serve`: the collector, /v1/decide, the admin API (and the /app pages) in one process."""
+"""`micromoments serve`: the collector, /v1/decide, the admin API (and the /app pages).
+
+`--role all` (default) runs everything in one process; `--role collector` and `--role worker`
+split it over processes that share a Redis bus (docs/deploy.md).
+"""
 
 from __future__ import annotations
 
@@ -54,6 +58,18 @@ def preload_personas(activator, store_path: Path) -> int:  # noqa: ANN001
     return len(known)
 
 
+def warm_start_bandit(activator, store_path: Path) -> int:  # noqa: ANN001
+    """Seed the content bandit with the clicks and conversions already logged in the store, so a
+    restart does not forget what it learned. Returns the number of (context, content) cells."""
+    from micromoments.activation.bandit import warm_start_from_store
+    from micromoments.store import Store
+
+    if activator is None or activator.bandit is None or not store_path.exists():
+        return 0
+    with Store(store_path, read_only=True) as store:
+        return warm_start_from_store(activator.bandit, store)
+
+
 @app.command()
 @friendly_errors
 def serve(
@@ -66,6 +82,13 @@ def serve(
                                             "(default: \\[server] wal_dir)."),
     no_activator: bool = typer.Option(False, "--no-activator", help="Collect only: no playbooks, /v1/decide "
                                       "answers status no_activator."),
+    role: Optional[str] = typer.Option(None, "--role", help="all (one process, the default: \\[server] role), "
+                                       "collector (validate, WAL, ship to the bus) or worker (also playbooks, "
+                                       "live state and the store). collector/worker need \\[server] bus = redis://..."),
+    bus: Optional[str] = typer.Option(None, "--bus", help="Override \\[server] bus, e.g. redis://127.0.0.1:6379/0."),
+    worker_index: Optional[int] = typer.Option(None, "--worker-index", help="This worker's person partition."),
+    worker_count: Optional[int] = typer.Option(None, "--worker-count", help="How many workers split the people."),
+    no_loader: bool = typer.Option(False, "--no-loader", help="Worker: do not own the store (another worker does)."),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
     db: Optional[Path] = DB_OPTION,
     config_path: Optional[Path] = CONFIG_OPTION,
@@ -81,6 +104,21 @@ def serve(
 
     cfg = load_config(config_path)
     server = cfg.server
+    if role is not None:
+        server.role = role
+    if bus is not None:
+        server.bus = bus
+    if worker_index is not None:
+        server.worker_index = worker_index
+    if worker_count is not None:
+        server.worker_count = worker_count
+    if no_loader:
+        server.load_store = False
+    if server.role not in ("all", "collector", "worker"):
+        raise ConfigError(f"unknown role {server.role!r}", where="--role", hint="use all, collector or worker")
+    if not 0 <= server.worker_index < max(1, server.worker_count):
+        raise ConfigError(f"worker index {server.worker_index} is not in 0..{server.worker_count - 1}",
+                          where="--worker-index", hint="number the workers 0 .. worker_count-1")
     if dev:
         server.write_keys = server.write_keys or {DEV_WRITE_KEY: "dev"}
         server.admin_tokens = server.admin_tokens or [DEV_ADMIN_TOKEN]
@@ -93,12 +131,16 @@ def serve(
                           hint='set write_keys = {"<key>" = "<source name>"} in the server section, or run with --dev')
     sink = LogSink()
     activator = None if no_activator else build_activator(cfg, sink)
-    with_persona = preload_personas(activator, Path(db or cfg.store.path))
+    # A collector reads profiles from the shared snapshots; only workers (and `all`) hold them.
+    with_persona = 0 if server.role == "collector" else preload_personas(activator, Path(db or cfg.store.path))
+    learned = 0 if server.role == "collector" else warm_start_bandit(activator, Path(db or cfg.store.path))
     application = create_app(cfg, db_path=db, data_dir=data_dir, activator=activator, log_sink=sink)
     host = host or server.host
     port = port or server.port
-    console.print(f"micromoments serving on http://{host}:{port}  (store {application.state.store_path}, "
-                  f"activator {'on' if activator is not None else 'off'}, {with_persona:,} people with a persona)")
+    console.print(f"micromoments serving on http://{host}:{port}  (role {server.role}, "
+                  f"store {application.state.store_path if server.role == 'all' or (server.role == 'worker' and server.load_store) else '-'}, "
+                  f"activator {'on' if activator is not None else 'off'}, {with_persona:,} people with a persona, "
+                  f"{learned:,} content cells learned from the logs)")
     if dev:
         console.print(f"  dev write key: {next(iter(server.write_keys))}   admin token: {server.admin_tokens[0]}")
         if DEV_ADMIN_USER in server.admin_users:

@@ -14,6 +14,7 @@ in `/openapi.json`.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import logging
@@ -28,11 +29,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from micromoments.activation.bus import EventBus, make_bus
+from micromoments.activation.bus import EventBus, RedisStreamsBus, WalShipper, make_bus, partition_of
 from micromoments.activation.live_events import canonical_event
 from micromoments.activation.wal import WriteAheadLog
-from micromoments.activation.wal_loader import LogSink, StoreLoader
+from micromoments.activation.wal_loader import LogForwarder, LogSink, StoreLoader
 from micromoments.config import Config
+from micromoments.errors import ConfigError
 from micromoments.server import models
 from micromoments.server.auth import AdminTokens, RateLimiter, WriteKeys
 from micromoments.server.collector import Collector, Rejected
@@ -72,8 +74,12 @@ async def _body(request: Request, limit: int, what: str) -> bytes:
     return await read_asgi_body(request.receive, limit, what)
 
 
+ROLES = ("all", "collector", "worker")
+
+
 def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: str | Path | None = None,
-               activator: Any = None, log_sink: LogSink | None = None, bus: EventBus | None = None) -> FastAPI:
+               activator: Any = None, log_sink: LogSink | None = None, bus: EventBus | None = None,
+               role: str | None = None) -> FastAPI:
     """The FastAPI app. Background parts (WAL writer, store loader, bus) start with the app's lifespan.
 
     `db_path` defaults to `[store] path`; the WAL lives in `data_dir/wal` when `data_dir` is
@@ -82,6 +88,12 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
     store through `log_sink` (pass the same sink the activator was built with).
     """
     server = config.server
+    role = role or server.role
+    if role not in ROLES:
+        raise ConfigError(f"unknown role {role!r}", where="[server] role", hint="use all, collector or worker")
+    if role != "all" and not server.bus.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"role {role!r} needs a shared bus", where="[server] bus",
+                          hint='set bus = "redis://host:6379/0" (every process of the setup uses the same one)')
     store_path = str(db_path or config.store.path)
     wal_dir = Path(data_dir) / "wal" if data_dir is not None else Path(server.wal_dir)
     admin = AdminTokens(server.admin_tokens)
@@ -92,6 +104,17 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        if role != "all":  # `collector` / `worker`: see _start_scale_out and docs/deploy.md
+            parts = _start_scale_out(app, api, config, role, wal_dir, store_path, activator, sink, bus,
+                                     opened.pop() if opened else None)
+            gc.collect()
+            gc.freeze()
+            try:
+                yield
+            finally:
+                api.collector = None
+                parts.close()
+            return
         wal = WriteAheadLog(wal_dir, fsync=server.fsync, group_commit_ms=server.group_commit_ms)
         the_bus = bus if bus is not None else make_bus(server.bus)
         loader = StoreLoader(wal, store_path, config=config, interval_ms=server.flush_interval_ms, log_sink=sink,
@@ -138,6 +161,9 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
         lifespan=lifespan,
     )
     app.state.api = api
+    app.state.role = role
+    app.state.loader = None
+    app.state.shipper = None
     app.state.activator = activator
     app.state.store_path = store_path
     app.state.data_dir = str(data_dir) if data_dir is not None else None
@@ -202,8 +228,12 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
         lag = (time.time() - loader.last_round_at) if loader and loader.last_round_at else None
         the_bus = getattr(state, "bus", None)
         queued = the_bus.queued() if the_bus is not None and hasattr(the_bus, "queued") else 0
-        ok = loader is not None and loader.last_error is None
-        return _json({"status": "ok" if ok else "degraded", "wal_pending_segments": pending,
+        shipper = getattr(state, "shipper", None)
+        if loader is None and shipper is not None:  # a collector: its WAL drains to the bus, not a store
+            pending = shipper.pending()
+        ok = (loader is None or loader.last_error is None) and (shipper is None or shipper.errors == 0
+                                                                  or shipper.pending() == 0)
+        return _json({"status": "ok" if ok else "degraded", "role": state.role, "wal_pending_segments": pending,
                       "bus_queued": queued, "store_lag_seconds": lag, "activator": state.activator is not None})
 
     def require_admin(request: Request) -> None:
@@ -226,8 +256,10 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
         the_bus = state.bus
         import anyio.to_thread
 
-        in_store = await anyio.to_thread.run_sync(loader.event_count)
-        return _json({
+        in_store = await anyio.to_thread.run_sync(loader.event_count) if loader is not None else 0
+        if loader is None:  # a collector (or a worker that does not own the store)
+            loader = _NoLoader(state.shipper)
+        return _json({"role": state.role,
             "requests": api.requests, "events_accepted": collector.events_accepted,
             "duplicates": collector.duplicates, "rejected": api.rejected,
             "sources": dict(collector.by_source),
@@ -242,6 +274,9 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
                     "delivered": getattr(the_bus, "delivered", 0), "dropped": getattr(the_bus, "dropped", 0),
                     "handler_errors": getattr(the_bus, "handler_errors", 0),
                     "queued": the_bus.queued() if hasattr(the_bus, "queued") else 0},
+            "shipper": ({"shipped": state.shipper.shipped, "pending_groups": state.shipper.pending(),
+                         "errors": state.shipper.errors, "last_error": state.shipper.last_error}
+                        if state.shipper is not None else None),
         })
 
     @app.post("/admin/flush", tags=["admin"], summary="Move everything logged so far into the store now",
@@ -253,7 +288,13 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
             return _result(api.reject(exc))
         import anyio.to_thread
 
-        result = await anyio.to_thread.run_sync(request.app.state.loader.flush)
+        state = request.app.state
+        if state.loader is not None:
+            result = await anyio.to_thread.run_sync(state.loader.flush)
+        else:  # a collector: push its WAL onto the bus now
+            shipped = await anyio.to_thread.run_sync(lambda: state.shipper.ship_once(rotate=True))
+            result = {"loaded": 0, "duplicates": 0, "quarantined": 0, "segments": 0, "log_rows": 0,
+                      "shipped": shipped}
         return _json(result)
 
     @app.get("/admin/profiles/{person_id}", tags=["admin"], summary="Live profile state of one person",
@@ -282,22 +323,136 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
 
     _add_component_schemas(app)
     # Create the store's tables now, before the pages (or anything else) open the same file.
-    opened = [Store(store_path)]
-    _mount_pages(app, store_path)
+    # Only the process that owns the store opens it (DuckDB has one writer): `all`, or the loader worker.
+    owns_store = role == "all" or (role == "worker" and server.load_store)
+    opened = [Store(store_path)] if owns_store else []
+    if owns_store:
+        _mount_pages(app, store_path)
     return app
 
 
-def live_handler(on_event: Callable[[dict[str, Any]], Any], config: Config) -> Callable[[dict[str, Any]], None]:
+def live_handler(on_event: Callable[[dict[str, Any]], Any], config: Config, *,
+                 partition: tuple[int, int] = (0, 1), dedupe: int = 0) -> Callable[[dict[str, Any]], None]:
     """Bus handler: the stamped Segment event -> `canonical_event` -> the activator.
 
-    The mapping runs here, on the bus thread, not on the request path.
+    The mapping runs here, on the bus thread, not on the request path. `partition=(i, n)`
+    keeps only the events of people in partition i of n (`bus.partition_of`); `dedupe`
+    remembers that many messageIds and skips repeats (the Redis bus delivers at least once).
     """
     max_future = config.ingest.max_future_skew_hours
+    index, count = partition
+    seen: collections.OrderedDict[str, None] = collections.OrderedDict()
 
     def handle(event: dict[str, Any]) -> None:
+        if count > 1 and partition_of(event, count) != index:
+            return
+        if dedupe:
+            mid = event.get("messageId")
+            if mid is not None:
+                if mid in seen:
+                    return
+                seen[mid] = None
+                if len(seen) > dedupe:
+                    seen.popitem(last=False)
         on_event(canonical_event(event, received_at=None, max_future_hours=max_future))
 
     return handle
+
+
+class _NoLoader:
+    """Stands in for the store loader in /admin/stats of a process that does not own the store."""
+
+    def __init__(self, shipper: Any):
+        self.loaded = self.duplicates = self.quarantined = self.log_rows = self.rounds = 0
+        self.last_round_seconds = 0.0
+        self.last_error = getattr(shipper, "last_error", None)
+        self._pending = shipper.pending() if shipper is not None else 0
+
+    def pending_segments(self) -> int:
+        return self._pending
+
+
+class _ScaleOut:
+    """The background parts of a collector or worker process, closed in order on shutdown."""
+
+    def __init__(self) -> None:
+        self.closers: list[Callable[[], Any]] = []
+
+    def close(self) -> None:
+        for fn in self.closers:
+            try:
+                fn()
+            except Exception:
+                log.exception("shutting down %s failed", getattr(fn, "__qualname__", fn))
+
+
+def _start_scale_out(app: FastAPI, api: Api, config: Config, role: str, wal_dir: Path, store_path: str,
+                     activator: Any, sink: LogSink, bus: EventBus | None, store: Store | None) -> _ScaleOut:
+    """Start a `collector` or `worker` process (both need a Redis bus).
+
+    Both collect: validate, append to the WAL (group commit), acknowledge; a `WalShipper`
+    then moves each durable group onto the Redis stream and deletes shipped segments. A
+    collector answers /v1/decide from the profile snapshots in Redis. A worker also reads the
+    stream: its activator (one consumer group per person partition) keeps the live state and
+    writes snapshots, with frequency caps in Redis; the worker with `load_store` reads the
+    stream through the `loader` group into its own log (`<wal_dir>-inbox`) and the store.
+    """
+    from micromoments.activation.shared_state import RedisLedger, RedisSharedState
+
+    server = config.server
+    url, stream = server.bus, server.bus_stream
+    parts = _ScaleOut()
+    wal = WriteAheadLog(wal_dir, fsync=server.fsync, group_commit_ms=server.group_commit_ms)
+    out_bus = RedisStreamsBus(url, stream=stream)
+    shipper = WalShipper(wal, out_bus, interval_ms=server.flush_interval_ms)
+    if wal.recovered_segments:
+        log.info("shipping %d WAL segment(s) left by the last run", len(wal.recovered_segments))
+    shipper.start()
+    app.state.wal, app.state.shipper, app.state.bus = wal, shipper, out_bus
+    api.collector = Collector(wal, None, max_event_bytes=api.event_limit,
+                              max_future_hours=config.ingest.max_future_skew_hours,
+                              dedupe_window=server.dedupe_window)
+    app.state.collector = api.collector
+    parts.closers += [wal.close, shipper.close]  # acknowledged groups reach the stream before we stop
+    loader = None
+    if role == "worker" and server.load_store:
+        inbox = WriteAheadLog(Path(str(wal_dir) + "-inbox"), fsync=server.fsync)
+        loader = StoreLoader(inbox, store_path, config=config, interval_ms=server.flush_interval_ms, log_sink=sink,
+                             store=store)
+        events_in = RedisStreamsBus(url, stream=stream, group="loader", consumer="loader", block_ms=200)
+
+        def to_inbox(lines: list[bytes]) -> None:
+            if lines:  # durable in the inbox before the entries are acknowledged
+                inbox.write_sync(b"\n".join(lines) + b"\n")
+
+        events_in.subscribe_blobs(to_inbox)
+        logs_in = RedisStreamsBus(url, stream=stream + ":logs", group="loader", consumer="loader", block_ms=200)
+        logs_in.subscribe(LogForwarder.receiver(sink))
+        loader.start()
+        app.state.loader = loader
+        parts.closers += [events_in.close, logs_in.close, inbox.close]
+    if activator is not None and hasattr(activator, "decide"):
+        activator.shared = RedisSharedState(url, prefix=stream + ":", ttl_hours=server.state_ttl_hours)
+        if role == "worker" and hasattr(activator, "on_event"):
+            activator.ledger = RedisLedger(url, prefix=stream + ":")
+            index, count = server.worker_index, max(1, server.worker_count)
+            group = "activators" if count == 1 else f"activators-{index}"
+            live_bus = bus if bus is not None else RedisStreamsBus(url, stream=stream, group=group,
+                                                                   consumer=f"{group}-worker", block_ms=100,
+                                                                   start_id="$")
+            live_bus.subscribe(live_handler(activator.on_event, config, partition=(index, count), dedupe=1_000_000))
+            if hasattr(live_bus, "after_batch"):
+                live_bus.after_batch(activator.flush_shared)
+            app.state.bus = live_bus
+            parts.closers.append(live_bus.close)
+        parts.closers.append(activator.close)
+    if loader is None:  # this process's decisions and exposures go to the loader through the bus
+        forwarder = LogForwarder(sink, RedisStreamsBus(url, stream=stream + ":logs"))
+        forwarder.start()
+        parts.closers.append(forwarder.close)
+    if loader is not None:
+        parts.closers.append(loader.close)
+    return parts
 
 
 def _add_component_schemas(app: FastAPI) -> None:

@@ -196,6 +196,7 @@ class Decision(_Open):
 
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
+    role: Literal["all", "collector", "worker"]
     wal_pending_segments: int
     bus_queued: int
     store_lag_seconds: float | None
@@ -203,6 +204,7 @@ class Health(BaseModel):
 
 
 class Stats(_Open):
+    role: Literal["all", "collector", "worker"]
     requests: int
     events_accepted: int
     duplicates: int
@@ -211,6 +213,8 @@ class Stats(_Open):
     store: dict[str, Any]
     bus: dict[str, Any]
     sources: dict[str, int]
+    # A collector's WAL drains to the bus through the shipper; None in the other roles.
+    shipper: dict[str, Any] | None = None
 
 
 class FlushResult(BaseModel):
