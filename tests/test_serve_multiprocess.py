@@ -6,9 +6,7 @@ the events arrive at different processes; caps hold across two activators sharin
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import signal
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -17,35 +15,11 @@ import httpx
 import pytest
 
 from _activation_fixtures import LEEDS, SECRET, Receiver
+from _redis_server import needs_redis_server, redis, redis_url  # noqa: F401  (a fixture)
 from _server_harness import basic, bearer, free_port, start_serve, stop, wait_up, write_config
 
-redis = pytest.importorskip("redis")
-REDIS_SERVER = shutil.which("redis-server")
-pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (apt-get install redis-server)")
+pytestmark = needs_redis_server
 KEY = basic("wk_test")
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path):
-    port = free_port()
-    proc = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.05)
-    yield url
-    client.close()
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 def _event(anon: str, query: str, when: dt.datetime) -> dict:

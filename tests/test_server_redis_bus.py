@@ -3,43 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from _server_harness import ThreadServer, basic, free_port
+from _redis_server import needs_redis_server, redis, redis_url  # noqa: F401  (a fixture)
+from _server_harness import ThreadServer, basic
 from micromoments.config import Config
 
-redis = pytest.importorskip("redis")
-REDIS_SERVER = shutil.which("redis-server")
-pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (apt-get install redis-server)")
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path):
-    port = free_port()
-    proc = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.05)
-    yield url
-    client.close()
-    proc.terminate()
-    proc.wait(timeout=10)
+pytestmark = needs_redis_server
 
 
 def test_redis_bus_round_trip_keeps_canonical_types(redis_url: str) -> None:

@@ -132,54 +132,6 @@ def _haversine_km(lat1: ir.FloatingValue, lon1: ir.FloatingValue, lat2: ir.Float
     return 12742.0 * a.clip(upper=1.0).sqrt().asin()
 
 
-def session_starts(sessionized: ir.Table) -> ir.Table:
-    """One row per session: person, start time, time zone and entry channel (of its first event)."""
-    s = sessionized
-    return s.group_by(["person_id", "session_id"]).aggregate(
-        ts=s.ts.min(), timezone=s.timezone.argmin(s.event_no), channel=s.channel.argmin(s.event_no))
-
-
-def session_timing(starts: ir.Table, offsets: ir.Table | pd.DataFrame, channels: tuple[str, ...] = CHANNELS) -> ir.Table:
-    """Per person: entry-channel shares and the share of sessions starting in each part of the local
-    day and on a weekend (from `session_starts`)."""
-    if isinstance(offsets, pd.DataFrame):
-        offsets = ibis.memtable(offsets)
-    t = local_hour_weekday(starts, offsets)
-    n = t.count()
-    aggs = {f"hour_{name}": _share((t.local_hour >= lo) & (t.local_hour < hi), n) for name, (lo, hi) in DAYPARTS.items()}
-    aggs["weekend_share"] = _share(t.local_weekday >= 5, n)
-    for i, day in enumerate(WEEKDAY_KEYS):
-        aggs[f"day_{day}"] = _share(t.local_weekday == i, n)
-    for c in channels:
-        aggs[f"channel_{_safe(c)}"] = _share((t.channel == c).fill_null(False), n)
-    return t.group_by("person_id").aggregate(**aggs)
-
-
-def purchases_rfm(sessionized: ir.Table, vocab: EventVocabulary, end_day: ir.IntegerValue) -> ir.Table:
-    """Per buyer: orders, revenue, mean order value, click-and-collect share, and the BG/NBD summary in
-    days (lifetimes convention: a day with orders is one purchase; `monetary` = mean repeat-day value)."""
-    conv = sessionized.filter(vocab.is_conversion(sessionized))
-    conv = conv.mutate(_day=(conv.secs // 86400).cast("int64"), _rev=conv.revenue.fill_null(0.0),
-                       _collect=conv.properties.lower().re_search(COLLECT_PATTERN).fill_null(False))
-    daily = conv.group_by(["person_id", "_day"]).aggregate(_day_rev=conv._rev.sum())
-    per = daily.group_by("person_id").aggregate(
-        _days=daily.count(), _first=daily._day.min(), _last=daily._day.max(),
-        _first_rev=daily._day_rev.argmin(daily._day), _total=daily._day_rev.sum())
-    orders = conv.group_by("person_id").aggregate(
-        orders=conv.count(), revenue=conv._rev.sum(), collect_share=_share(conv._collect, conv.count()))
-    per = _left(per, orders)
-    freq = (per._days - 1).cast("float64")
-    return per.select(
-        "person_id", "orders", "revenue", "collect_share",
-        aov=per.revenue / per.orders.cast("float64"),
-        frequency=freq,
-        recency=(per._last - per._first).cast("float64"),
-        T=(end_day - per._first).cast("float64"),
-        monetary=ibis.ifelse(freq > 0, (per._total - per._first_rev) / freq, 0.0),
-        days_since_purchase=(end_day - per._last).cast("float64"),
-    )
-
-
 def _find_offsets_and_end(s: ir.Table, offsets: pd.DataFrame | None) -> tuple[pd.DataFrame, int]:
     """The local-time offsets of the zones in the data (unless given) and the last day with events
     (epoch days), from one small aggregation over two columns."""
