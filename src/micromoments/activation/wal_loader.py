@@ -45,39 +45,8 @@ __all__ = ["LogForwarder", "LogSink", "StoreLoader"]
 log = logging.getLogger("micromoments.server")
 
 _SHIP_NAME = "loading.jsonl"
-_BLOCKS_SIZED = False
 
 
-def _size_blocks_to_files() -> None:
-    """Read WAL segments with a block no bigger than the file (once per process).
-
-    `sources.files.iter_line_chunks` reads into a fresh 128 MB `bytearray` per block (and one
-    more to see the end of the file); CPython zeroes it while holding the GIL, 85-240 ms on
-    the benchmark machine, which stalled every request of the server during each loader
-    round (the single-event p99 of 59-83 ms). For an uncompressed file no bigger than the
-    block the chunks are identical, only the allocation shrinks; gzip and larger files keep
-    the 128 MB block. (The proper fix belongs in `iter_line_chunks`; this wraps the name
-    the ingest module calls.)
-    """
-    global _BLOCKS_SIZED
-    if _BLOCKS_SIZED:
-        return
-    import micromoments.store.ingest as ingest_module
-    from micromoments.sources import files
-
-    original = files.iter_line_chunks
-
-    def iter_line_chunks(path: Any, *, block_bytes: int = files.BLOCK_BYTES, on_progress: Any = None) -> Any:
-        name = str(path).lower()
-        if not name.endswith(".gz"):
-            try:
-                block_bytes = max(1 << 16, min(block_bytes, Path(path).stat().st_size + 1))
-            except OSError:
-                pass
-        return original(path, block_bytes=block_bytes, on_progress=on_progress)
-
-    ingest_module.iter_line_chunks = iter_line_chunks
-    _BLOCKS_SIZED = True
 LOG_TABLES = ("decisions", "exposures", "outcomes", "assignments")
 
 
@@ -145,7 +114,6 @@ class StoreLoader:
         self.interval_s = interval_ms / 1000.0
         self.log_sink = log_sink if log_sink is not None else LogSink()
         self.store = store if store is not None else Store(self.db_path)
-        _size_blocks_to_files()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
