@@ -51,6 +51,7 @@ from micromoments.activation.delivery import (
 from micromoments.activation.geo import StoreIndex
 from micromoments.activation.limits import FrequencyLedger, QuietHours, local_time
 from micromoments.activation.playbooks import MatchContext, Playbook, load_playbooks
+from micromoments.activation.shared_state import take_snapshot
 from micromoments.activation.stages import LiveStageRules, rule_stages
 from micromoments.config import Config
 from micromoments.errors import ConfigError
@@ -363,30 +364,24 @@ class Activator:
         if self.shared is None:
             self._dirty.clear()
             return 0
-        with self._lock:
+        with self._lock:  # serialise under the lock (the bytes are the copy), write to Redis outside it
             dirty, self._dirty = self._dirty, set()
-            states = [self._states[p] for p in dirty if p in self._states]
-            snaps = [ProfileState(st.person_id) for st in states]
-            for snap, st in zip(snaps, states):  # copy under the lock, write outside it
-                for name in ("user_id", "traits", "events", "last_ts", "session_no", "moment", "go_type",
-                             "moment_confidence", "moment_text", "moment_started_at", "stage", "persona",
-                             "segments", "scores", "consent", "timezone", "lat", "lon", "device", "channel",
-                             "push_token", "last_decision", "purchases", "last_purchase_at", "cart_updated_at"):
-                    setattr(snap, name, getattr(st, name))
-                snap.opted_out, snap.anonymous_ids = set(st.opted_out), set(st.anonymous_ids)
-                snap.last_contact, snap.cart = dict(st.last_contact), dict(st.cart)
+            snaps = [take_snapshot(self._states[p]) for p in dirty if p in self._states]
         self.shared.save_many(snaps)
         return len(snaps)
 
-    def _decide_state(self, person_id: str) -> ProfileState:
+    def _decide_state(self, person_id: str, shared: ProfileState | None) -> ProfileState:
         """This process's state of the person, else the shared snapshot, else an empty profile."""
         if person_id in self._states or person_id in self._alias:
             return self._get(person_id)
-        if self.shared is not None:
-            st = self.shared.load(person_id, ProfileState)
-            if st is not None:
-                return st
-        return ProfileState(person_id)
+        return shared if shared is not None else ProfileState(person_id)
+
+    def _load_shared(self, person_id: str) -> ProfileState | None:
+        """The shared snapshot of a person this process does not hold (Redis I/O: call it
+        outside the lock, so a slow Redis does not hold up the event path)."""
+        if self.shared is None or person_id in self._states or person_id in self._alias:
+            return None
+        return self.shared.load(person_id, ProfileState)
 
     def close(self, timeout: float = 5.0) -> None:
         """Drain the delivery queue (up to `timeout`) and stop the worker threads."""
@@ -802,9 +797,10 @@ class Activator:
         the catalog's most specific item for the person's moment, stage and persona.
         """
         context = dict(context or {})
+        shared = self._load_shared(person_id)
         with self._lock:
             now = self.clock()
-            st = self._decide_state(person_id)
+            st = self._decide_state(person_id, shared)
             channel = str(context.get("channel") or ("app" if st.channel == "app" else "web"))
             moment, go_type = st.moment, st.go_type
             if context.get("query"):

@@ -20,13 +20,14 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from micromoments.activation.limits import Cap
 
-__all__ = ["RedisLedger", "RedisSharedState", "snapshot_fields", "state_from_snapshot"]
+__all__ = ["RedisLedger", "RedisSharedState", "Snapshot", "snapshot_fields", "state_from_snapshot", "take_snapshot"]
 
 # What decide() and the templates read from a ProfileState (see engine.Activator.decide).
 SNAPSHOT_FIELDS = (
@@ -53,6 +54,24 @@ def snapshot_fields(state: Any) -> dict[str, bytes]:
         if hasattr(state, name):
             out[name] = orjson.dumps(getattr(state, name), default=_default, option=orjson.OPT_NAIVE_UTC)
     return out
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One profile, serialised: safe to write after the owner's lock is released."""
+
+    person_id: str
+    fields: dict[str, bytes]
+    anonymous_ids: frozenset[str]
+
+
+def take_snapshot(state: Any) -> Snapshot:
+    """Serialise `state` now (call it under the lock that guards the state).
+
+    >>> take_snapshot(type("S", (), {"person_id": "p1", "anonymous_ids": {"a1"}})()).anonymous_ids
+    frozenset({'a1'})
+    """
+    return Snapshot(state.person_id, snapshot_fields(state), frozenset(getattr(state, "anonymous_ids", ()) or ()))
 
 
 def _time(value: Any) -> dt.datetime | None:
@@ -102,21 +121,21 @@ class RedisSharedState:
     def key(self, person_id: str) -> str:
         return f"{self.prefix}p:{person_id}"
 
-    def save_many(self, states: list[Any]) -> None:
-        """Write the snapshots of `states` (and their anonymous-id aliases) in one round trip."""
-        if not states:
+    def save_many(self, snapshots: list[Snapshot]) -> None:
+        """Write `snapshots` (see `take_snapshot`) and their anonymous-id aliases in one round trip."""
+        if not snapshots:
             return
         pipe = self._redis.pipeline(transaction=False)
-        for st in states:
-            key = self.key(st.person_id)
-            pipe.hset(key, mapping=snapshot_fields(st))
+        for snap in snapshots:
+            key = self.key(snap.person_id)
+            pipe.hset(key, mapping=snap.fields)
             if self.ttl_s:
                 pipe.expire(key, self.ttl_s)
-            for anon in getattr(st, "anonymous_ids", ()) or ():
-                if anon != st.person_id:
-                    pipe.set(f"{self.prefix}a:{anon}", st.person_id, ex=self.ttl_s or None)
+            for anon in snap.anonymous_ids:
+                if anon != snap.person_id:
+                    pipe.set(f"{self.prefix}a:{anon}", snap.person_id, ex=self.ttl_s or None)
         pipe.execute()
-        self.saved += len(states)
+        self.saved += len(snapshots)
 
     def load(self, person_id: str, state_cls: type) -> Any | None:
         """The snapshot of `person_id` (an anonymous id is followed to its person), or None."""
