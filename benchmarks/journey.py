@@ -170,7 +170,7 @@ def main() -> None:
     events = events_with_moments(store.table("events"), store.table("event_moments"))
     j = build_journey(events, con=store.ibis, method=args.method)
     if args.method != "ibis":  # the kernel's read + numpy time (outside create_table)
-        # The kernel's first-bucket writes are inside "kernel write": show that one only.
+        # The kernel's writes are inside "kernel write": show that one only.
         steps = {**{f"kernel {k}": v for k, v in fastpath.last_timings.items()},
                  **{k: v for k, v in steps.items() if k not in ("event_keys", "episodes", "sessions")}}
     t, c = time.perf_counter(), cpu_s()

@@ -21,7 +21,6 @@ from typing import Any
 
 import duckdb
 import ibis
-import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 import pyarrow as pa
@@ -32,12 +31,9 @@ from micromoments.journey.sequence import sequence_kernel
 from micromoments.journey.vocab import EventVocabulary
 
 BATCH_ROWS = 500_000  # events per Arrow batch: bounded memory, few kernel calls
-# Events per ordered query (None: one query). Above it the people are split into hash buckets,
-# each read by its own query. Off by default: with the moments join in the events expression,
-# DuckDB applies the bucket filter after the join, so each bucket repeats the 10M x 9M join
-# (10M events, 2GB cap: 34 CPU s in 4 buckets vs 26 in one; hand-written SQL filtering before
-# the join took 19.5 s). It does cut DuckDB's peak memory (2.9 vs 3.5 GB process peak).
-BUCKET_ROWS: int | None = None
+# One ordered query for all people. Splitting them into hash buckets (a query each) was tried:
+# DuckDB applied the bucket filter after the moments join, so each bucket repeated the 10M x 9M
+# join (10M events, 2GB cap: 34 CPU s in 4 buckets vs 26 in one), for a lower peak (2.9 vs 3.5 GB).
 
 # (wall, CPU) seconds of the last build: `query` (the ordered reads, including DuckDB's join and
 # sort), `kernel` (flags, numpy, Arrow assembly) and `write` (tables back into DuckDB, with the
@@ -45,18 +41,14 @@ BUCKET_ROWS: int | None = None
 last_timings: dict[str, tuple[float, float]] = {}
 
 
-def ordered_events(narrow: ir.Table, bucket: int = 0, buckets: int = 1) -> ir.Table:
-    """The kernel's input: one row per event with a person and a time, in (person, ts, id) order;
-    with `buckets` > 1 only the people whose id hashes to `bucket`.
+def ordered_events(narrow: ir.Table) -> ir.Table:
+    """The kernel's input: one row per event with a person and a time, in (person, ts, id) order.
 
     `secs`, `has_query` and `intent` are the same Ibis expressions the Ibis path evaluates, so the
     two paths read identical values. `event` and `page_path` come along for the vocabulary flags
     (`EventFlags`): joining a flags table here cost a second pass over the events with their moments.
     """
     t = narrow.filter(narrow.person_id.notnull() & narrow.ts.notnull())
-    if buckets > 1:
-        # DuckDB's own hash (UBIGINT): Ibis' `.hash()` casts through BIT, which cost more than the sort.
-        t = t.filter(_duckdb_hash(t.person_id) % buckets == bucket)
     return t.select(
         t.message_id, t.person_id, t.ts,
         secs=t.ts.epoch_seconds().cast("int64"),
@@ -65,11 +57,6 @@ def ordered_events(narrow: ir.Table, bucket: int = 0, buckets: int = 1) -> ir.Ta
         has_query=t.query.notnull() & (t.query.strip().length() > 0),
         intent=(t.moment.notnull() & ~t.moment.isin(list(NO_INTENT))).fill_null(False),
     ).order_by("person_id", "ts", "message_id")
-
-
-@ibis.udf.scalar.builtin(name="hash")
-def _duckdb_hash(value: str) -> dt.UInt64:  # type: ignore[empty-body]
-    """DuckDB's `hash(value)`."""
 
 
 class EventFlags:
@@ -225,22 +212,6 @@ def person_chunks(batches: Any) -> Any:
         yield carry
 
 
-def estimate_rows(con: Any, expr: ir.Table) -> int:
-    """The row count of the largest table `expr` reads (to choose the number of buckets)."""
-    import ibis.expr.operations as ops
-
-    best = 0
-    for op in expr.op().find((ops.DatabaseTable, ops.InMemoryTable)):
-        try:
-            if isinstance(op, ops.InMemoryTable):
-                best = max(best, len(op.data.to_frame()))
-            else:
-                best = max(best, int(con.execute(con.table(op.name, database=op.namespace.database).count())))
-        except Exception:  # an estimate only: one unreadable table must not fail the build
-            continue
-    return best
-
-
 def _open_reader(con: Any, expr: ir.Table, batch_rows: int) -> tuple[Any, Any]:
     """A record-batch reader of `expr`: on a cursor of the DuckDB connection when it can read
     the input (then `con` stays free, so results are written while the query streams), else on
@@ -275,46 +246,44 @@ def kernel_parts(con: Any, narrow: ir.Table, vocab: EventVocabulary, gap_minutes
 
     When the query streams on a cursor, each chunk's results are yielded at once, so the caller
     writes them on `con` and Python holds one chunk of results at a time; otherwise they are
-    yielded per bucket of people, after that bucket's query has finished.
+    yielded together after the query has finished.
     """
     batch_rows = batch_rows or BATCH_ROWS
     flags = EventFlags(vocab)
-    buckets = 1 if not BUCKET_ROWS else max(1, -(-estimate_rows(con, narrow) // BUCKET_ROWS))
     last_timings.clear()
     spent = {"query": [0.0, 0.0], "kernel": [0.0, 0.0]}
     produced = False
-    for bucket in range(buckets):
-        parts: list[tuple[pa.Table, pa.Table, pa.Table]] = []
-        t, c = time.perf_counter(), time.process_time()
-        reader, cursor = _open_reader(con, ordered_events(narrow, bucket, buckets), batch_rows)
-        spent["query"][0] += time.perf_counter() - t
-        spent["query"][1] += time.process_time() - c
-        try:
-            for chunk in person_chunks(_timed(reader, spent["query"])):
-                t, c = time.perf_counter(), time.process_time()
-                part = run_chunk(chunk, gap_minutes * 60, episode_gap_minutes * 60, flags)
-                spent["kernel"][0] += time.perf_counter() - t
-                spent["kernel"][1] += time.process_time() - c
-                last_timings.update({k: (v[0], v[1]) for k, v in spent.items()})
-                if cursor is not None:
-                    produced = True
-                    yield part
-                else:
-                    parts.append(part)
-        finally:
-            # Free DuckDB's sorted result before the caller writes this bucket back.
-            reader.close()
-            del reader
+    parts: list[tuple[pa.Table, pa.Table, pa.Table]] = []
+    t, c = time.perf_counter(), time.process_time()
+    reader, cursor = _open_reader(con, ordered_events(narrow), batch_rows)
+    spent["query"][0] += time.perf_counter() - t
+    spent["query"][1] += time.process_time() - c
+    try:
+        for chunk in person_chunks(_timed(reader, spent["query"])):
+            t, c = time.perf_counter(), time.process_time()
+            part = run_chunk(chunk, gap_minutes * 60, episode_gap_minutes * 60, flags)
+            spent["kernel"][0] += time.perf_counter() - t
+            spent["kernel"][1] += time.process_time() - c
+            last_timings.update({k: (v[0], v[1]) for k, v in spent.items()})
             if cursor is not None:
-                cursor.close()
-        last_timings.update({k: (v[0], v[1]) for k, v in spent.items()})
-        if parts:
-            produced = True
-            yield tuple(pa.concat_tables([p[i] for p in parts]) for i in range(3))  # type: ignore[misc]
-        del parts
+                produced = True
+                yield part
+            else:
+                parts.append(part)
+    finally:
+        # Free DuckDB's sorted result before the caller writes the gathered parts back.
+        reader.close()
+        del reader
+        if cursor is not None:
+            cursor.close()
+    last_timings.update({k: (v[0], v[1]) for k, v in spent.items()})
+    if parts:
+        produced = True
+        yield tuple(pa.concat_tables([p[i] for p in parts]) for i in range(3))  # type: ignore[misc]
+    del parts
     if not produced:  # no events at all: one empty chunk gives the right columns
         empty = ordered_events(narrow).schema().to_pyarrow().empty_table()
         yield run_chunk(empty, gap_minutes * 60, episode_gap_minutes * 60, flags)
 
 
-__all__ = ["BATCH_ROWS", "BUCKET_ROWS", "EventFlags", "estimate_rows", "kernel_parts", "ordered_events", "person_chunks", "run_chunk"]
+__all__ = ["BATCH_ROWS", "EventFlags", "kernel_parts", "ordered_events", "person_chunks", "run_chunk"]

@@ -188,8 +188,8 @@ def _build_with_kernel(events: ir.Table, settings: JourneySettings, con: Any) ->
         write[0] += time.perf_counter() - t0
         write[1] += time.process_time() - c0
 
-    # Results are written every ~WRITE_ROWS events while the query streams on a cursor (or per
-    # bucket of people otherwise), so Python holds a bounded slice of them.
+    # Results are written every ~WRITE_ROWS events while the query streams on a cursor (or all at
+    # once after the query otherwise), so Python holds a bounded slice of them.
     pending: list[tuple[Any, ...]] = []
     rows = 0
     for parts in kernel_parts(con, narrow, settings.vocab, settings.session_gap_minutes,
