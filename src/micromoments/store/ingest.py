@@ -186,9 +186,9 @@ class _Loader:
         self.result.loaded += int(new)
         self.result.duplicates += int(total) - int(bad) - int(new)
 
-    def _carried(self) -> str:
-        """The carried rows (all canonical columns), as one relation."""
-        return " UNION ALL ".join(f"SELECT {_EVENT_COLS} FROM {table} WHERE {_KEEP} AND rowid > {after}"
+    def _carried(self, columns: str = _EVENT_COLS) -> str:
+        """The carried rows (by default all canonical columns), as one relation."""
+        return " UNION ALL ".join(f"SELECT {columns} FROM {table} WHERE {_KEEP} AND rowid > {after}"
                                   for table, after in self.carry)
 
     def _mark_and_rekey(self) -> int:
@@ -204,8 +204,7 @@ class _Loader:
         few moved rows of the scratch table, cheaper than a join in the insert.
         """
         con, staged = self.con, self.staged
-        carried_ids = "".join(f" UNION ALL SELECT message_id FROM {table} WHERE {_KEEP} AND rowid > {after}"
-                              for table, after in self.carry)
+        carried_ids = f" UNION ALL {self._carried('message_id')}" if self.carry else ""
         dups = con.execute(
             f"""WITH good AS (SELECT rowid AS r, message_id, line_no FROM {staged} WHERE _reason IS NULL)
                SELECT r FROM good
