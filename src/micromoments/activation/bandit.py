@@ -221,16 +221,14 @@ class ThompsonBandit:
         >>> ThompsonBandit.from_config(Config()).context_keys
         ('moment', 'stage', 'channel')
         """
-        act = config.activation
-        kind = getattr(act, "bandit", "thompson")
-        if kind == "uniform":
+        act = config.activation  # the defaults live in config.Activation
+        if act.bandit == "uniform":
             return None
-        if kind != "thompson":
-            raise ConfigError(f"unknown bandit '{kind}'", where="[activation] bandit", hint="use thompson or uniform")
-        return cls(epsilon=getattr(act, "exploration_floor", 0.05),
-                   context_keys=getattr(act, "bandit_context", ("moment", "stage", "channel")),
-                   reward=getattr(act, "bandit_reward", "click"), rewards=getattr(act, "bandit_rewards", {}),
-                   method=getattr(act, "bandit_method", "quad"), seed=seed)
+        if act.bandit != "thompson":
+            raise ConfigError(f"unknown bandit '{act.bandit}'", where="[activation] bandit",
+                              hint="use thompson or uniform")
+        return cls(epsilon=act.exploration_floor, context_keys=act.bandit_context, reward=act.bandit_reward,
+                   rewards=act.bandit_rewards, method=act.bandit_method, seed=seed)
 
     # -- keys -------------------------------------------------------------------------------------
     def context_of(self, fields: Mapping[str, Any] | Any) -> Context:
