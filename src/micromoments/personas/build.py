@@ -16,10 +16,10 @@ import ibis
 import numpy as np
 import pandas as pd
 
+from micromoments.journey.pipeline import Journey
 from micromoments.personas.clustering import PersonaModel
 from micromoments.personas.clv import add_clv
 from micromoments.personas.describe import describe_personas
-from micromoments.journey.pipeline import Journey
 from micromoments.personas.features import FeatureSettings, person_features
 
 
@@ -68,10 +68,10 @@ def features_and_journey(store: Any, config: Any | None = None, *, stores_path: 
 
     seconds = seconds if seconds is not None else {}
     t0 = time.perf_counter()
-    events, _ = load_events(store)
-    if person_ids is not None:
-        events = events.filter(events.person_id.isin(list(person_ids)))
     if journey is None:
+        events, _ = load_events(store)
+        if person_ids is not None:
+            events = events.filter(events.person_id.isin(list(person_ids)))
         journey = build_journey(events, JourneySettings.from_config(config), con=store.ibis)
     t1 = time.perf_counter()
     seconds["journey"] = t1 - t0
