@@ -14,6 +14,7 @@ from pathlib import Path
 import ibis
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from conftest import events_frame
@@ -168,3 +169,19 @@ def test_demo_store_matches_the_ibis_path(tmp_path: Path) -> None:
     classify_store(store)
     ref = assert_same_journey(store.ibis, load_events(store)[0], JourneySettings(memory_limit="2GB"))
     assert len(ref["episodes"]) > 500 and ref["episodes"].stage.nunique() == 4
+
+
+@pytest.mark.parametrize("span", [10**3, 2**60])  # the second span forces a coarser time key
+def test_person_time_order_is_sqls_order(span: int) -> None:
+    # (person, t, message_id) with message_id NULLs last, as `ORDER BY person_id, ts, message_id`;
+    # many ties on (person, t), ids shuffled against the read order.
+    rng = np.random.default_rng(7)
+    n = 5_000
+    person = rng.integers(0, 300, n)
+    t = rng.integers(0, span, n) // max(1, span // 50) * max(1, span // 50)  # few distinct times: ties
+    ids = [None if rng.random() < 0.05 else f"m{rng.integers(0, 10**6):07d}" for _ in range(n)]
+    got = fastpath.person_time_order(person, t, pa.array(ids, pa.string())).tolist()
+    want = sorted(range(n), key=lambda i: (person[i], t[i], ids[i] is None, ids[i] or ""))
+    key = lambda i: (person[i], t[i], ids[i])
+    assert [key(i) for i in got] == [key(i) for i in want]
+    assert sorted(got) == list(range(n))

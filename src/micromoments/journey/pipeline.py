@@ -5,7 +5,7 @@ with the intent engine's moments when `event_moments` exists.
 
 `build_journey` gives the same tables as `sessionize` -> `episodes` -> `assign_stages` /
 `session_features`, computed for speed. On DuckDB (`method="kernel"`, the default there) one
-ordered read feeds the numpy kernel of `journey.sequence` (`journey.fastpath`), and the per-event
+read, ordered in numpy, feeds the kernel of `journey.sequence` (`journey.fastpath`), and the per-event
 table is the events joined with their keys (`_mm_event_keys`). Elsewhere (`method="ibis"`, Spark):
 the vocabulary flags once per distinct (event, page_path), the session windows over the few
 columns later steps read (`_mm_facts`), episodes and session stages from those facts, and the
@@ -111,7 +111,7 @@ def build_journey(events: ir.Table, settings: JourneySettings | None = None, con
     the build runs under `settings.memory_limit` (config `[journey] memory_limit`, default 2GB).
     `events` must have unique `message_id`s (the store's do).
 
-    `method`: `"kernel"` (the default on DuckDB: one ordered read and the numpy kernel of
+    `method`: `"kernel"` (the default on DuckDB: one read, a numpy sort and the numpy kernel of
     `journey.sequence`, see `journey.fastpath`), `"ibis"` (window SQL; the default elsewhere,
     e.g. Spark, and the reference the kernel is tested against) or `"auto"`.
 
@@ -188,14 +188,13 @@ def _build_with_kernel(events: ir.Table, settings: JourneySettings, con: Any) ->
         write[0] += time.perf_counter() - t0
         write[1] += time.process_time() - c0
 
-    # Results are written every ~WRITE_ROWS events while the query streams on a cursor (or all at
-    # once after the query otherwise), so Python holds a bounded slice of them.
+    # Results are written every ~WRITE_ROWS rows, so Python holds a bounded slice of them.
     pending: list[tuple[Any, ...]] = []
     rows = 0
     for parts in kernel_parts(con, narrow, settings.vocab, settings.session_gap_minutes,
                               settings.episode_gap_minutes):
         pending.append(parts)
-        rows += parts[0].num_rows
+        rows += max(p.num_rows for p in parts)
         if rows >= WRITE_ROWS:
             flush(pending)
             pending, rows = [], 0
