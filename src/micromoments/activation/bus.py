@@ -340,10 +340,11 @@ class RedisStreamsBus:
 
     def _run(self) -> None:
         cursor = "0"  # first our own pending entries (a restart after a crash), then new ones
+        count = 500
         while not self._stop.is_set():
             try:
                 replies = self._redis.xreadgroup(self.group, self.consumer, {self.stream: cursor},
-                                                 count=500, block=None if cursor == "0" else self.block_ms)
+                                                 count=count, block=None if cursor == "0" else self.block_ms)
             except Exception:
                 if self._stop.is_set():
                     return
@@ -356,6 +357,7 @@ class RedisStreamsBus:
                 continue
             if not entries:
                 continue
+            count = self._next_count(entries)
             try:
                 self._handle(entries)
             except Exception:  # e.g. the loader's disk: leave them pending, retry from the start
@@ -365,6 +367,23 @@ class RedisStreamsBus:
                 time.sleep(0.5)
                 continue
             self._redis.xack(self.stream, self.group, *[entry_id for entry_id, _ in entries])
+
+    read_events = 20_000  # about this many events per read (blob entries hold hundreds each)
+
+    def _next_count(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
+        """How many entries to ask for next time, from the size of these.
+
+        A collector under load ships entries of 100-1,000 events; 500 of them in one read
+        would be a reply of ~100 MB that blocks Redis (and every `/v1/decide` reading a
+        snapshot) while it is built, and snapshots and acknowledgements would wait for the
+        whole read. Single-event entries keep reads of 500.
+        """
+        lines = 0
+        for _id, fields in entries:
+            blob = fields.get(b"b")
+            lines += blob.count(b"\n") if blob is not None else 1
+        per_entry = max(1.0, lines / len(entries))
+        return max(1, min(500, int(self.read_events / per_entry)))
 
     def _handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         if self._blob_handlers:

@@ -6,14 +6,24 @@ are on disk (the WAL's group commit), or raises `Rejected` with the HTTP status 
 field at fault. Duplicate `messageId`s within the dedupe window are acknowledged without
 being written again; a duplicate of an event still being written waits for that write, so
 a 200 always means durable.
+
+`Collector.prepare_batch(items, ...)` does the same for a `/v1/batch` body. Most events are
+plain (string ids, object properties, numbers where numbers go, a parseable time): `_fast_line`
+accepts those in one pass of dict lookups; anything else goes through the full rules
+(`prepare`, `validate_event`), which also write every error message, so a fast path can never
+change what a client is told. `tests/test_server_collector_fast.py` checks both give the same
+bytes and the same errors.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime as dt
+import gc
 import hashlib
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -22,6 +32,13 @@ from micromoments.activation.bus import EventBus
 from micromoments.activation.live_events import parse_time, validate_event
 from micromoments.activation.wal import WriteAheadLog
 from micromoments.errors import InputError
+
+# The Segment calls the collector takes (`events.model.EVENT_TYPES`, restated for the hint).
+EVENT_TYPES = ("track", "page", "screen", "identify", "alias", "group")
+_FAST_TYPES = frozenset(EVENT_TYPES)
+_NUMBER = (int, float)  # `type(v) in _NUMBER`: bool is not accepted, as in the SQL mapping
+# The properties the SQL mapping reads as numbers (`live_events._type_error` checks the same).
+_NUMBER_PROPERTIES = frozenset(("latitude", "longitude", "revenue", "total", "value"))
 
 
 class Rejected(Exception):
@@ -46,42 +63,180 @@ class Rejected(Exception):
 class DedupeWindow:
     """The last `size` messageIds; an id still being written keeps the future of its WAL write.
 
-    Once the write is durable the future is dropped (`done`): a million futures alive would
-    be a million objects for every full pass of the garbage collector (a 40-100 ms pause).
+    A set answers "seen?" (a whole batch at once with `isdisjoint`), a deque remembers the
+    order to forget the oldest, and only ids whose write is still in flight have an entry in
+    `pending`: once durable the future is dropped (`done`), since a million futures alive
+    would be a million objects for every full pass of the garbage collector (40-100 ms).
 
     >>> w = DedupeWindow(2)
     >>> w.add("a", None); w.add("b", None); w.add("c", None)
     >>> "a" in w, "c" in w
     (False, True)
+    >>> w.add_many(["d", "e"], None); w.isdisjoint(["c", "d"]), w.isdisjoint(["c"])
+    (False, True)
     """
 
     def __init__(self, size: int):
         self.size = size
-        self._ids: collections.OrderedDict[str, asyncio.Future | None] = collections.OrderedDict()
+        self._seen: set[str] = set()
+        self._order: collections.deque[str] = collections.deque()
+        self._pending: dict[str, asyncio.Future] = {}
 
     def __contains__(self, message_id: str) -> bool:
-        return message_id in self._ids
+        return message_id in self._seen
+
+    def isdisjoint(self, message_ids: list[str]) -> bool:
+        """True when none of these ids is in the window (the common case: a batch of new events)."""
+        return self._seen.isdisjoint(message_ids)
 
     def get(self, message_id: str) -> asyncio.Future | None:
         """The pending write of this id (None when unknown or already durable)."""
-        return self._ids.get(message_id)
+        return self._pending.get(message_id)
 
     def add(self, message_id: str, fut: asyncio.Future | None) -> None:
-        self._ids[message_id] = fut
-        if len(self._ids) > self.size:
-            self._ids.popitem(last=False)
+        if message_id not in self._seen:
+            self._seen.add(message_id)
+            self._order.append(message_id)
+        if fut is not None:
+            self._pending[message_id] = fut
+        self._trim()
+
+    def add_many(self, message_ids: list[str], fut: asyncio.Future | None) -> None:
+        """Add ids not in the window yet (and distinct), all written by the same `fut`."""
+        self._seen.update(message_ids)
+        self._order.extend(message_ids)
+        if fut is not None:
+            self._pending.update(dict.fromkeys(message_ids, fut))
+        self._trim()
+
+    def _trim(self) -> None:
+        order, seen, pending = self._order, self._seen, self._pending
+        while len(order) > self.size:
+            old = order.popleft()
+            seen.discard(old)
+            if pending:
+                pending.pop(old, None)
 
     def done(self, message_ids: list[str]) -> None:
-        ids = self._ids
+        pop = self._pending.pop
         for mid in message_ids:
-            if mid in ids:
-                ids[mid] = None
+            pop(mid, None)
 
     def forget(self, message_id: str) -> None:
-        self._ids.pop(message_id, None)
+        # The id stays in the deque; it is then forgotten again, harmlessly, when it comes out.
+        self._seen.discard(message_id)
+        self._pending.pop(message_id, None)
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._seen)
+
+
+def _fast_line(raw: dict[str, Any], received_at: dt.datetime, received_iso: str, sent_at: Any,
+               latest: dt.datetime, max_line: int) -> bytes | None:
+    """The WAL line of a plain, valid event, stamped as `Collector.prepare` stamps it; else None.
+
+    None means "not sure": the caller then applies the full rules, which accept the event or
+    say what is wrong. Accepted here only: a known lower-case type (alias with previousId and
+    userId, track with an event name), a string messageId, string or absent ids (one of
+    anonymousId/userId), objects or nothing for properties/context/traits, real numbers or
+    nothing for the coordinates and amounts, times that parse and are not later than
+    `latest`, and a line of at most `max_line` bytes. `validate_event` holds the same rules
+    for every other shape; `tests/test_server_collector_fast.py` compares the two.
+    """
+    get = raw.get
+    type_ = get("type")
+    if type(type_) is not str or type_ not in _FAST_TYPES or type(get("messageId")) is not str:
+        return None
+    anonymous_id, user_id, previous_id = get("anonymousId"), get("userId"), get("previousId")
+    if anonymous_id is None and user_id is None:
+        return None
+    for value in (anonymous_id, user_id, previous_id):
+        if value is not None and type(value) is not str:
+            return None
+    if type_ == "track":
+        name = get("event")
+        if type(name) is not str or not name:
+            return None
+    elif type_ == "alias" and (previous_id is None or user_id is None):
+        return None
+    props, ctx, traits = get("properties"), get("context"), get("traits")
+    if traits is not None and type(traits) is not dict:
+        return None
+    if props is not None:
+        if type(props) is not dict:
+            return None
+        if not _NUMBER_PROPERTIES.isdisjoint(props):  # most events have none of them
+            for key in _NUMBER_PROPERTIES:
+                value = props.get(key)
+                if value is not None and type(value) not in _NUMBER:
+                    return None
+    if ctx is not None:
+        if type(ctx) is not dict:
+            return None
+        ctx_traits, loc = ctx.get("traits"), ctx.get("location")
+        if ctx_traits is not None and type(ctx_traits) is not dict:
+            return None
+        if loc is not None:
+            if type(loc) is not dict:
+                return None
+            lat, lon = loc.get("latitude"), loc.get("longitude")
+            if (lat is not None and type(lat) not in _NUMBER) or (lon is not None and type(lon) not in _NUMBER):
+                return None
+    # Times: what `prepare` defaults, then `validate_event`'s clock-skew correction.
+    ts, original = get("timestamp"), get("originalTimestamp")
+    if original is not None:
+        when = parse_time(original)
+        if when is None or (ts is not None and parse_time(ts) is None):
+            return None
+    elif ts is not None:
+        when = parse_time(ts)
+        if when is None:
+            return None
+    else:
+        when = received_at
+    sent = get("sentAt")
+    if sent is None:
+        sent = sent_at
+    if sent is not None:
+        sent_time = parse_time(sent)
+        if sent_time is None:
+            return None
+        when = received_at - (sent_time - when)
+    if when > latest:
+        return None
+    # Stamp as `prepare` does, in the same order (same bytes in the WAL).
+    if "writeKey" in raw:
+        del raw["writeKey"]  # a secret: never stored
+    if ts is None and original is None:
+        raw["timestamp"] = received_iso
+    if sent_at is not None and get("sentAt") is None:
+        raw["sentAt"] = sent_at
+    raw["receivedAt"] = received_iso
+    line = orjson.dumps(raw)
+    if len(line) > max_line:
+        return None
+    return line + b"\n"
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No automatic cyclic garbage collection inside the block (for synchronous, allocation-heavy code).
+
+    Objects created and freed inside the block never meet the collector: CPython counts
+    allocations minus deallocations, so they do not bring the next collection closer either.
+
+    >>> with gc_paused():
+    ...     gc.isenabled()
+    False
+    """
+    if not gc.isenabled():  # someone else paused it: leave it as found
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _utc_now() -> dt.datetime:
@@ -106,6 +261,55 @@ class Collector:
         self.duplicates = 0
         self.by_source: collections.Counter[str] = collections.Counter()
 
+    def _latest(self, received_at: dt.datetime) -> dt.datetime:
+        # `validate_event`'s limit: a timestamp later than this is "in the future".
+        return received_at + dt.timedelta(seconds=int(self.max_future_hours * 3600))
+
+    @property
+    def needs_events(self) -> bool:
+        """Whether `accept` publishes event dicts (a bus without `publish_lines`), not just WAL lines."""
+        return self.bus is not None and getattr(self.bus, "publish_lines", None) is None
+
+    def prepare_batch(self, items: list[Any], *, received_at: dt.datetime, received_iso: str,
+                      sent_at: Any = None, keep_events: bool = True) -> list[tuple[bytes, str, Any]]:
+        """`prepare` for every item of a batch, in order; the first bad item raises `Rejected`.
+
+        Plain events take `_fast_line`; any other item goes through `prepare_full`, whose error
+        names it (`batch[3].userId`). With `keep_events=False` the tuples hold None instead
+        of the event dict (see `needs_events`), so the parsed body can be freed at once.
+
+        >>> import tempfile; from micromoments.activation.wal import WriteAheadLog
+        >>> c = Collector(WriteAheadLog(tempfile.mkdtemp(), fsync=False), None)
+        >>> now, iso = received_now()
+        >>> [mid for _, mid, _ in c.prepare_batch([{"type": "track", "event": "Viewed", "userId": "u1",
+        ...     "messageId": "m1"}], received_at=now, received_iso=iso)]
+        ['m1']
+        >>> try:
+        ...     c.prepare_batch([{"type": "page", "userId": "u1"}, {"type": "track", "userId": "u1"}],
+        ...                     received_at=now, received_iso=iso)
+        ... except Rejected as exc:
+        ...     print(exc.status, exc.field, exc.message)
+        400 batch[1].event track needs an event name
+        >>> c.wal.close()
+        """
+        latest = self._latest(received_at)
+        max_line = self.max_event_bytes + 200
+        out = []
+        append = out.append
+        for i, item in enumerate(items):
+            if type(item) is dict:
+                line = _fast_line(item, received_at, received_iso, sent_at, latest, max_line)
+                if line is not None:
+                    append((line, item["messageId"], item if keep_events else None))
+                    continue
+                if item.get("type") is None:
+                    raise Rejected(400, "missing event type", f"batch[{i}].type",
+                                   hint=f"one of {', '.join(EVENT_TYPES)}")
+            line, mid, event = self.prepare_full(item, received_at=received_at, received_iso=received_iso,
+                                                 sent_at=sent_at, where=f"batch[{i}].")
+            append((line, mid, event if keep_events else None))
+        return out
+
     def prepare(self, raw: Any, *, received_at: dt.datetime, received_iso: str, sent_at: Any = None,
                 event_bytes: bytes | None = None, where: str = "",
                 forced_type: str | None = None) -> tuple[bytes, str, dict[str, Any]]:
@@ -114,6 +318,20 @@ class Collector:
         The stamped event is what the WAL holds and the bus carries: the client's event plus
         `receivedAt` (and `timestamp`, `messageId`, `sentAt` when it had none).
         """
+        if type(raw) is dict and (forced_type is None or raw.get("type", forced_type) == forced_type):
+            if forced_type is not None:
+                raw["type"] = forced_type
+            line = _fast_line(raw, received_at, received_iso, sent_at, self._latest(received_at),
+                              self.max_event_bytes + 200)
+            if line is not None:
+                return line, raw["messageId"], raw
+        return self.prepare_full(raw, received_at=received_at, received_iso=received_iso, sent_at=sent_at,
+                                 event_bytes=event_bytes, where=where, forced_type=forced_type)
+
+    def prepare_full(self, raw: Any, *, received_at: dt.datetime, received_iso: str, sent_at: Any = None,
+                     event_bytes: bytes | None = None, where: str = "",
+                     forced_type: str | None = None) -> tuple[bytes, str, dict[str, Any]]:
+        """`prepare` without the fast path: every rule, and the error message of each."""
         if not isinstance(raw, dict):
             got = "array" if isinstance(raw, list) else type(raw).__name__
             raise Rejected(400, f"expected a JSON object, got {got}", where.rstrip(".") or "body")
@@ -164,26 +382,29 @@ class Collector:
     async def accept(self, prepared: list[tuple[bytes, str, dict[str, Any]]], *, source: str) -> int:
         """Write new events durably (one group commit), publish them; returns how many were new."""
         waits: list[asyncio.Future] = []
-        lines: list[bytes] = []
-        ids: list[str] = []
-        events: list[dict[str, Any]] = []
-        seen_here: set[str] = set()
         dedupe = self.dedupe
-        for line, mid, event in prepared:
-            pending = dedupe.get(mid)
-            if pending is not None or mid in seen_here or mid in dedupe:
-                self.duplicates += 1
-                if pending is not None and not pending.done():
-                    waits.append(pending)  # acknowledge only once the first copy is durable
-                continue
-            seen_here.add(mid)
-            lines.append(line)
-            ids.append(mid)
-            events.append(event)
+        ids = [p[1] for p in prepared]
+        if dedupe.isdisjoint(ids) and len(set(ids)) == len(ids):
+            # The common case, checked in two set operations: every event is new.
+            lines = [p[0] for p in prepared]
+            events = [p[2] for p in prepared]
+        else:
+            lines, ids, events = [], [], []
+            seen_here: set[str] = set()
+            for line, mid, event in prepared:
+                pending = dedupe.get(mid)
+                if pending is not None or mid in seen_here or mid in dedupe:
+                    self.duplicates += 1
+                    if pending is not None and not pending.done():
+                        waits.append(pending)  # acknowledge only once the first copy is durable
+                    continue
+                seen_here.add(mid)
+                lines.append(line)
+                ids.append(mid)
+                events.append(event)
         if lines:
             fut = self.wal.submit(b"".join(lines) if len(lines) > 1 else lines[0])
-            for mid in ids:
-                dedupe.add(mid, fut)
+            dedupe.add_many(ids, fut)
             try:
                 await fut
             except BaseException:
