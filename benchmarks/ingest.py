@@ -7,7 +7,8 @@ times (in separate processes, so peak memory is each one's own):
   baseline: CREATE TABLE t AS SELECT * FROM read_json(file) / read_parquet(file)
   ours:     micromoments ingest (validation, quarantine, dedup, stitching, profiles)
 and prints events/s, the ratio ours/baseline (wall and CPU time), each process's peak RSS,
-and the 1-minute load average before and after (the machine may be shared).
+and the 1-minute load average before and after (the machine may be shared). Ours runs with
+`[ingest] threads` DuckDB threads (default 1), the baseline with DuckDB's default.
 """
 
 from __future__ import annotations
@@ -96,6 +97,11 @@ def main() -> None:
 
     size_gb = jsonl.stat().st_size / 1e9
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    from micromoments.config import Config
+
+    threads = Config().ingest.threads
+    print(f"ours: {threads or 'default'} DuckDB thread(s) while ingesting ([ingest] threads); "
+          "baseline: DuckDB's default threads")
     print(f"JSONL {size_gb:.2f} GB, Parquet {parquet.stat().st_size / 1e9:.2f} GB")
     rows = []
     formats = [f for f in (("JSONL", jsonl), ("Parquet", parquet)) if f[0].lower() in args.only]

@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from micromoments.config import Config
 from micromoments.sources.files import iter_line_chunks
 from micromoments.store import Store
 from micromoments.store import ingest as ingest_module
@@ -118,11 +119,52 @@ def test_ingest_restores_the_connection_settings(tmp_path: Path) -> None:
     con = store.duck
     con.execute("SET memory_limit = '3GB'")
     con.execute("SET disabled_compression_methods = 'rle'")
+    con.execute("SET threads = 2")
     settings = ("SELECT current_setting('memory_limit'), current_setting('checkpoint_threshold'), "
-                "current_setting('disabled_compression_methods')")
+                "current_setting('disabled_compression_methods'), current_setting('threads')")
     before = con.execute(settings).fetchone()
-    ingest_file(store, path)
+    seen = []
+    real_stage = ingest_module._Loader.stage
+
+    def stage(self, mapped_select: str) -> str:  # the settings while a chunk is staged
+        seen.append(self.worker.execute(settings).fetchone())
+        return real_stage(self, mapped_select)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ingest_module._Loader, "stage", stage)
+        ingest_file(store, path)
     assert con.execute(settings).fetchone() == before
+    # the scratch database of the staging cursor is gone too
+    assert con.execute("SELECT count(*) FROM duckdb_databases() "
+                       "WHERE database_name LIKE '_mm_scratch%'").fetchone()[0] == 0
+    during = seen[0]
+    assert during[3] == 1  # one DuckDB thread while ingesting ([ingest] threads)
+    assert during[2].lower().split(",")[0] == "rle" and "fsst" in during[2].lower().split(",")
+
+
+def test_ingest_threads_zero_keeps_the_connection_setting(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    path.write_text(_event(1) + "\n" + _event(2) + "\n")
+    store = Store(str(tmp_path / "s.duckdb"))
+    store.duck.execute("SET threads = 2")
+    config = Config()
+    config.ingest.threads = 0
+    seen = []
+    real_stage = ingest_module._Loader.stage
+
+    def stage(self, mapped_select: str) -> str:
+        seen.append(self.worker.execute("SELECT current_setting('threads')").fetchone()[0])
+        return real_stage(self, mapped_select)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ingest_module._Loader, "stage", stage)
+        result = ingest_file(store, path, config=config)
+    assert seen == [2] and result.loaded == 2
+
+
+def test_disabled_methods_are_added_once() -> None:
+    assert ingest_module._with_disabled("", ("fsst", "dict_fsst")) == "fsst,dict_fsst"
+    assert ingest_module._with_disabled("RLE, FSST", ("fsst", "dict_fsst")) == "rle,fsst,dict_fsst"
 
 
 def test_a_bad_line_after_clean_chunks_is_quarantined_and_nothing_else_lost(
@@ -195,3 +237,35 @@ def test_jsonl_then_parquet_on_one_connection(tmp_path: Path) -> None:
     assert ingest_file(store, jsonl).loaded == 1
     assert ingest_file(store, parquet).loaded == 1
     assert ingest_file(store, jsonl).duplicates == 1
+
+
+def test_a_failing_chunk_stops_the_ingest_and_keeps_what_was_stored(
+    tmp_path: Path, tiny_chunks: None, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Chunks are staged on a second cursor while the previous one is stored: an error in
+    # staging surfaces in the caller, the chunks stored before it stay, and the store's
+    # connection is left as it was (no scratch database, settings restored).
+    monkeypatch.setattr(ingest_module, "ROW_GROUP_ROWS", 2)
+    path = tmp_path / "e.jsonl"
+    path.write_text("\n".join(_event(i) for i in range(1, 21)) + "\n")
+    store = Store(":memory:")
+    real_stage = ingest_module._Loader.stage
+    calls = []
+
+    def stage(self, mapped_select: str) -> str:
+        calls.append(1)
+        if len(calls) == 4:
+            raise RuntimeError("disk on fire")
+        return real_stage(self, mapped_select)
+
+    monkeypatch.setattr(ingest_module._Loader, "stage", stage)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        ingest_file(store, path)
+    con = store.duck
+    stored = [r[0] for r in con.execute("SELECT source_line FROM events ORDER BY 1").fetchall()]
+    assert stored and stored == list(range(1, len(stored) + 1))  # a prefix of the file, no gaps
+    assert con.execute("SELECT count(*) FROM duckdb_databases() "
+                       "WHERE database_name LIKE '_mm_scratch%'").fetchone()[0] == 0
+    monkeypatch.setattr(ingest_module._Loader, "stage", real_stage)
+    again = ingest_file(store, path)  # the rest comes in on a second try; nothing twice
+    assert again.loaded + len(stored) == 20 and store.count("events") == 20

@@ -34,6 +34,9 @@ class IngestConfig:
     # DuckDB's memory cap while ingesting: it spills instead of growing, so memory stays
     # flat on files far bigger than RAM (and the cap made ingest no slower in our runs).
     memory_limit: str = "1GB"
+    # DuckDB threads while ingesting (0 = the connection's own setting). One thread did the
+    # same work in ~40 % less CPU time than two (see docs/benchmarks.md, Ingest).
+    threads: int = 1
 
 
 @dataclass

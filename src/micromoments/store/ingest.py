@@ -4,8 +4,9 @@ Each chunk is one transaction: its bad rows go to `quarantine` with line and rea
 id pairs it saw to `identity_links`, and its good rows with a new `message_id` (so
 re-ingesting is harmless) to `events` - in whole DuckDB row groups, the remainder
 waiting for the next chunk, and the file's last partial group stored at the end. After
-the file, identities are re-resolved. Memory stays flat: one block of the file (plus
-the next, read ahead) and DuckDB under `[ingest] memory_limit`.
+the file, identities are re-resolved. The next chunk is staged on a second cursor while
+one is stored. Memory stays flat: the block being staged (plus the next, read ahead), two
+scratch tables and the carried rows, with DuckDB under `[ingest] memory_limit`.
 
 >>> from micromoments.store import Store
 >>> import tempfile, os
@@ -18,8 +19,12 @@ the next, read ahead) and DuckDB under `[ingest] memory_limit`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import itertools
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +57,11 @@ Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
 _VARIABLE_PART = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z?|(?<=: )\S+$")
 _EVENT_COLS = ", ".join(f'"{c}"' for c in EVENTS_COLUMNS)
+# What a scratch table keeps: the event columns but `source` (the same text on every row, added
+# when stored) and `source_line` (= line_no), plus what the quarantine, dedupe and id links need. Not
+# materialising finish_sql's helper columns saved ~5 % of the staging statement.
+_STAGED_COLS = ", ".join(["line_no", "raw", *(f'"{c}"' for c in EVENTS_COLUMNS if c not in ("source", "source_line")),
+                          "previous_id", "_field", "_reason"])
 _RTRIM_RAW = "rtrim(c.raw, chr(10) || chr(13))"  # lines arrive with their line break
 _SCAN_SLICE_ROWS = 16_384  # rows per Arrow batch: DuckDB's threads scan batches in parallel
 # DuckDB's row group. Appends that leave `events` at a whole number of row groups are
@@ -60,6 +70,20 @@ _SCAN_SLICE_ROWS = 16_384  # rows per Arrow batch: DuckDB's threads scan batches
 # and carries the rest over to the next chunk (see `_Loader._insert_new_events`).
 ROW_GROUP_ROWS = 122_880
 _KEEP = "_reason IS NULL AND NOT _dup"  # rows of a scratch table that are new, valid events
+# Scratch tables live in an in-memory database both of the loader's cursors see (temp
+# tables are private to one connection): one cursor stages chunk k+1 while the other
+# stores chunk k. One per ingest (attached databases are shared by every connection).
+_SCRATCH = "_mm_scratch"
+_scratch_ids = itertools.count(1)
+Rejects = list[tuple[int, str | None, str, str]]  # rows rejected before mapping: (line, field, reason, raw)
+
+
+@dataclass
+class _Staged:
+    """A chunk whose scratch table is built (raw text of its rejects included), waiting to be stored."""
+
+    table: str        # its scratch table
+    rejects: Rejects  # rows rejected before mapping
 
 
 @dataclass
@@ -80,7 +104,11 @@ class IngestResult:
 
 
 class _Loader:
-    """Moves one chunk of mapped rows into the store, inside one transaction."""
+    """Moves chunks of mapped rows into the store, each inside one transaction.
+
+    A worker cursor stages chunk k+1 (parse, map, validate into a scratch table) while
+    the store's own connection stores chunk k (`run`).
+    """
 
     def __init__(self, store: Store, result: IngestResult, config: Config):
         self.con = store.duck
@@ -97,9 +125,10 @@ class _Loader:
         self.staged_n = 0
         self.staged = ""  # this chunk's scratch table
         self.people = PeopleSoFar(self.con.execute("SELECT a, b FROM identity_links").fetchall())
-        # When set: `_staged.raw` is NULL, and (relation, expression over its alias `c`)
-        # gives the raw text by `line_no`, for the few rows quarantined.
-        self.raw_by_line: tuple[str, str] | None = None
+        self.scratch = f"{_SCRATCH}_{os.getpid()}_{next(_scratch_ids)}"
+        self.con.execute(f"ATTACH ':memory:' AS {self.scratch}")
+        # Stages chunks (`stage`) in a thread of its own while `self.con` stores the previous one.
+        self.worker = self.con.cursor()
         # Parse JSON without `try` (faster) until a chunk turns out to hold a line that is not JSON.
         self.lenient = False
 
@@ -121,7 +150,7 @@ class _Loader:
             key = _VARIABLE_PART.sub("…", reason.split(", got")[0])[:80]
             self.result.reasons[key] = self.result.reasons.get(key, 0) + 1
 
-    def stage(self, mapped_select: str) -> None:
+    def stage(self, mapped_select: str) -> str:
         """Build this chunk's scratch table: canonical columns, `_reason` for rejects and
         `_dup` for repeats of a stored `message_id` (set later).
 
@@ -132,17 +161,33 @@ class _Loader:
         """
         now_sql = f"TIMESTAMP '{self.now.isoformat(sep=' ')}'"
         self.staged_n += 1
-        self.staged = f"_staged_{self.staged_n}"
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {self.staged} AS SELECT *, false AS _dup FROM ("
+        staged = f"{self.scratch}._staged_{self.staged_n}"
+        self.worker.execute(
+            f"CREATE OR REPLACE TABLE {staged} AS SELECT {_STAGED_COLS}, false AS _dup FROM ("
             + finish_sql(f"({mapped_select})", now_sql=now_sql,
                          max_future_hours=self.max_future_hours, source=self.source)
             + ")"
         )
+        return staged
 
-    def commit_staged(self, early_rejects: list[tuple[int, str | None, str, str]]) -> None:
+    def _fill_raw(self, staged: str, relation: str, expr: str) -> None:
+        """Give the scratch table's rejects their raw text: `raw` is left NULL while mapping
+        (carrying every line through it costs more than the rest of the mapping), and
+        (relation, expression over its alias `c`) gives the text by `line_no`. Done while
+        staging, so the stored chunk no longer needs its block of the file."""
+        if self.worker.execute(f"SELECT count(_reason) FROM {staged}").fetchone()[0]:
+            self.worker.execute(
+                f"UPDATE {staged} AS s SET raw = (SELECT {expr} FROM {relation} c WHERE c.line_no = s.line_no) "
+                "WHERE s._reason IS NOT NULL AND s.raw IS NULL")
+
+    def store(self, staged: _Staged) -> None:
+        """Store a staged chunk (on `self.con`, while the worker may stage the next)."""
+        self.commit_staged(staged.table, staged.rejects)
+
+    def commit_staged(self, staged: str, early_rejects: Rejects) -> None:
         """In one transaction: quarantine the rejects, insert new events, record id links."""
-        con, staged = self.con, self.staged
+        self.staged = staged
+        con = self.con
         total, bad = con.execute(f"SELECT count(*), count(_reason) FROM {staged}").fetchone()
         links = con.execute(
             f"""SELECT DISTINCT anonymous_id, user_id, CASE WHEN type = 'identify' THEN 'identify' ELSE 'event' END
@@ -158,14 +203,10 @@ class _Loader:
         try:
             self.quarantine_rows(early_rejects)
             if bad:
-                raw = "s.raw"
-                if self.raw_by_line:
-                    relation, expr = self.raw_by_line
-                    raw = f"coalesce(s.raw, (SELECT {expr} FROM {relation} c WHERE c.line_no = s.line_no))"
                 con.execute(
-                    f"INSERT INTO quarantine SELECT s.source, s.line_no, s._field, s._reason, {raw}, ? "
+                    "INSERT INTO quarantine SELECT ?, s.line_no, s._field, s._reason, s.raw, ? "
                     f"FROM {staged} s WHERE s._reason IS NOT NULL",
-                    [self.now],
+                    [self.source, self.now],
                 )
             if links:
                 a, b, via = zip(*links)
@@ -186,8 +227,14 @@ class _Loader:
         self.result.loaded += int(new)
         self.result.duplicates += int(total) - int(bad) - int(new)
 
-    def _carried(self, columns: str = _EVENT_COLS) -> str:
+    def _event_select(self) -> str:
+        """The `events` columns over a scratch table."""
+        return _EVENT_COLS.replace('"source_line"', 'line_no AS "source_line"').replace(
+            '"source"', f"{_sql_text(self.source)} AS \"source\"", 1)
+
+    def _carried(self, columns: str | None = None) -> str:
         """The carried rows (by default all canonical columns), as one relation."""
+        columns = columns or self._event_select()
         return " UNION ALL ".join(f"SELECT {columns} FROM {table} WHERE {_KEEP} AND rowid > {after}"
                                   for table, after in self.carry)
 
@@ -226,8 +273,8 @@ class _Loader:
             con.register("_moved", pa.table({"id": list(moved), "person": list(moved.values())}))
             try:  # stored under a linked person: what the final re-key used to count
                 self.result.restitched += int(con.execute(
-                    f"UPDATE {staged} SET person_id = m.person FROM _moved m "
-                    f"WHERE m.id = {staged}.person_id AND {staged}._reason IS NULL AND NOT {staged}._dup"
+                    f"UPDATE {staged} AS s SET person_id = m.person FROM _moved m "
+                    f"WHERE m.id = s.person_id AND s._reason IS NULL AND NOT s._dup"
                 ).fetchone()[0])
             finally:
                 con.unregister("_moved")
@@ -250,7 +297,7 @@ class _Loader:
         if take > self.carried:
             after = con.execute(f"SELECT rowid FROM {staged} WHERE {_KEEP} ORDER BY rowid "
                                 f"LIMIT 1 OFFSET {take - self.carried - 1}").fetchone()[0]
-            parts.append(f"SELECT {_EVENT_COLS} FROM {staged} WHERE {_KEEP} AND rowid <= {after}")
+            parts.append(f"SELECT {self._event_select()} FROM {staged} WHERE {_KEEP} AND rowid <= {after}")
         con.execute(f"INSERT INTO events ({_EVENT_COLS}) " + " UNION ALL ".join(parts))
         self.stored += take
         return after
@@ -267,13 +314,14 @@ class _Loader:
         else:
             # Nothing stored (a small or repetitive chunk): the new rows join a compact copy,
             # so scratch tables of mostly repeated rows do not pile up.
-            if not any(table == "_carry" for table, _ in self.carry):
-                con.execute(f"CREATE OR REPLACE TEMP TABLE _carry AS SELECT * FROM {staged} WHERE {_KEEP}")
+            carry = f"{self.scratch}._carry"
+            if not any(table == carry for table, _ in self.carry):
+                con.execute(f"CREATE OR REPLACE TABLE {carry} AS SELECT * FROM {staged} WHERE {_KEEP}")
             else:
-                con.execute(f"INSERT INTO _carry SELECT * FROM {staged} WHERE {_KEEP}")
+                con.execute(f"INSERT INTO {carry} SELECT * FROM {staged} WHERE {_KEEP}")
             con.execute(f"DROP TABLE {staged}")
-            if ("_carry", -1) not in self.carry:
-                self.carry.append(("_carry", -1))
+            if (carry, -1) not in self.carry:
+                self.carry.append((carry, -1))
             self.carried += new
         self.stored_before = self.stored
 
@@ -288,19 +336,24 @@ class _Loader:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        for table in {*(t for t, _ in self.carry), self.staged, "_carry"}:
+        for table in {*(t for t, _ in self.carry), self.staged, f"{self.scratch}._carry"}:
             if table:
                 con.execute(f"DROP TABLE IF EXISTS {table}")
         self.carry, self.carried = [], 0
 
-    def load_json_documents(self, table: pa.Table, fmt: str, early_rejects: list[tuple[int, str | None, str, str]],
-                            *, may_have_batches: bool = True) -> None:
-        """`table(line_no, raw)`: one JSON text per row (blank rows are skipped).
+    def close(self) -> None:
+        """Drop the scratch database (with any chunk staged but not stored) and the worker cursor."""
+        self.worker.close()
+        self.con.execute(f"DETACH DATABASE IF EXISTS {self.scratch}")
+
+    def stage_json_documents(self, table: pa.Table, fmt: str, early_rejects: Rejects,
+                             *, may_have_batches: bool = True) -> _Staged:
+        """Stage `table(line_no, raw)`: one JSON text per row (blank rows are skipped).
 
         The Arrow table is scanned in place, in slices DuckDB's threads share: copying
         it into a DuckDB table first cost about an eighth of the ingest.
         """
-        con = self.con
+        con = self.worker
         con.register("_arrow_chunk", _sliced(table))
         try:
             # Blank (whitespace-only) lines are skipped; the `{` test spares most rows the trim.
@@ -312,32 +365,61 @@ class _Loader:
                 "SELECT count(*) FROM _arrow_chunk WHERE contains(raw, '\"batch\"')").fetchone()[0] > 0
             if batches:
                 docs = _unwrap_segment_batches()
-            # One line, one event: quarantined lines are looked up again by number.
-            self.raw_by_line = None if batches else ("_arrow_chunk", _RTRIM_RAW)
+            staged = ""
             if not self.lenient:
                 try:
-                    self.stage(mapping_sql(json_spec(fmt), f"({docs})", keep_raw=batches, strict=True))
+                    staged = self.stage(mapping_sql(json_spec(fmt), f"({docs})", keep_raw=batches, strict=True))
                 except duckdb.InvalidInputException:  # a line is not JSON: mark, don't fail
                     self.lenient = True  # for the rest of the file (the failed try cost a pass)
             if self.lenient:
-                self.stage(mapping_sql(json_spec(fmt), f"({docs})", keep_raw=batches))
-            self.commit_staged(early_rejects)
+                staged = self.stage(mapping_sql(json_spec(fmt), f"({docs})", keep_raw=batches))
+            if not batches:  # one line, one event: quarantined lines are looked up again by number
+                self._fill_raw(staged, "_arrow_chunk", _RTRIM_RAW)
         finally:
-            self.raw_by_line = None
             con.unregister("_arrow_chunk")
+        return _Staged(staged, early_rejects)
 
-    def load_rows(self, table: pa.Table, mapped_sql: str, raw_sql: str,
-                  early_rejects: list[tuple[int, str | None, str, str]]) -> None:
-        """`table(line_no, <columns>)` from a CSV/Parquet chunk; `mapped_sql` reads `_chunk`,
+    def stage_rows(self, table: pa.Table, mapped_sql: str, raw_sql: str, early_rejects: Rejects) -> _Staged:
+        """Stage `table(line_no, <columns>)` from a CSV/Parquet chunk; `mapped_sql` reads `_chunk`,
         `raw_sql` rebuilds a row's text from alias `c` for the quarantine."""
-        self.con.register("_chunk", _sliced(table))
-        self.raw_by_line = ("_chunk", raw_sql)
+        self.worker.register("_chunk", _sliced(table))
         try:
-            self.stage(mapped_sql)
-            self.commit_staged(early_rejects)
+            staged = self.stage(mapped_sql)
+            self._fill_raw(staged, "_chunk", raw_sql)
         finally:
-            self.raw_by_line = None
-            self.con.unregister("_chunk")
+            self.worker.unregister("_chunk")
+        return _Staged(staged, early_rejects)
+
+    def run(self, jobs: Iterator[Callable[[], _Staged]]) -> None:
+        """Stage each chunk (a job) in a worker thread while the previous one is stored.
+
+        Both DuckDB cursors run one statement each at a time, on their own thread: two
+        cores are used without DuckDB's multi-threaded hand-offs (see `[ingest] threads`).
+        At most two chunks are staged at once (plus the carried rows).
+        """
+        with ThreadPoolExecutor(1, thread_name_prefix="mm-stage") as pool:
+            pending: Future | None = None
+            try:
+                for job in jobs:
+                    ahead = pool.submit(job)
+                    if pending is not None:
+                        self.store(pending.result())
+                    pending = ahead
+                if pending is not None:
+                    self.store(pending.result())
+                    pending = None
+            finally:
+                if pending is not None:  # an error: let the staging finish before the caller cleans up
+                    pending.exception()
+
+
+def _sql_text(text: str) -> str:
+    """A SQL string literal.
+
+    >>> _sql_text("it's")
+    "'it''s'"
+    """
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _sliced(table: pa.Table) -> pa.Table:
@@ -400,36 +482,53 @@ def ingest_file(
             on_progress(done, total)
 
     con = store.duck
-    previous_limit, previous_disabled = con.execute(
-        "SELECT current_setting('memory_limit'), current_setting('disabled_compression_methods')").fetchone()
+    previous_limit, previous_disabled, previous_threads = con.execute(
+        "SELECT current_setting('memory_limit'), current_setting('disabled_compression_methods'), "
+        "current_setting('threads')").fetchone()
     con.execute(f"SET memory_limit = '{config.ingest.memory_limit}'")
     # FSST's analysis of every string column was a third of the cost of writing `events`
     # (measured: 7.0-8.7 vs 4.9-5.3 CPU-s per 1M demo events); without it strings are
-    # dictionary-compressed and the file ~10 % larger.
-    con.execute(f"SET disabled_compression_methods = '{_with_fsst(previous_disabled)}'")
+    # dictionary-compressed and the file ~10 % larger. DuckDB 1.3+ also tries `dict_fsst`
+    # (dictionary + FSST), which then never won a column but cost ~10 % of each insert.
+    for methods in (("fsst", "dict_fsst"), ("fsst",)):
+        try:
+            con.execute(f"SET disabled_compression_methods = '{_with_disabled(previous_disabled, methods)}'")
+            break
+        except duckdb.Error:  # an older DuckDB without dict_fsst
+            continue
+    if config.ingest.threads > 0:
+        # One DuckDB thread per statement: each chunk's statements are short, and with two threads
+        # their hand-offs cost 40-80 % more CPU time for the same work (1M events: 16-20 vs
+        # 28-34 CPU-s) and, on a busy machine, more wall time too (17-28 vs 45-48 s). The second
+        # core is used by staging the next chunk on another cursor (`_Loader.run`).
+        con.execute(f"SET threads = {config.ingest.threads}")
     try:
         try:
             _ingest_chunks(store, loader, path, fmt, mapping, config, progress)
         finally:
             # Also when the file breaks off (a truncated gzip): what was read is stored.
-            loader.flush()
+            try:
+                loader.flush()
+            finally:
+                loader.close()
         # The rebuilds read every event: they stay under the same memory cap.
         result.restitched += rebuild_identities(con)
         rebuild_profiles(store)
     finally:
         con.execute(f"SET memory_limit = '{_unrounded(previous_limit)}'")
         con.execute(f"SET disabled_compression_methods = '{previous_disabled}'")
+        con.execute(f"SET threads = {int(previous_threads)}")
     return result
 
 
-def _with_fsst(disabled: str) -> str:
-    """The `disabled_compression_methods` setting with FSST added.
+def _with_disabled(disabled: str, methods: tuple[str, ...]) -> str:
+    """The `disabled_compression_methods` setting with `methods` added.
 
-    >>> _with_fsst(''), _with_fsst('rle'), _with_fsst('fsst')
-    ('fsst', 'rle,fsst', 'fsst')
+    >>> _with_disabled('', ('fsst',)), _with_disabled('rle', ('fsst', 'dict_fsst')), _with_disabled('fsst', ('fsst',))
+    ('fsst', 'rle,fsst,dict_fsst', 'fsst')
     """
-    methods = [m.strip() for m in disabled.split(",") if m.strip()]
-    return ",".join(methods if "fsst" in methods else [*methods, "fsst"])
+    have = [m.strip().lower() for m in disabled.split(",") if m.strip()]  # DuckDB shows 'RLE'
+    return ",".join([*have, *(m for m in methods if m not in have)])
 
 
 def _unrounded(setting: str) -> str:
@@ -454,13 +553,18 @@ def _ingest_chunks(store: Store, loader: _Loader, path: Path, fmt: str,
         )
         sql = tabular_mapping_sql(columns, resolved, "_chunk", tabular_kinds(path, fmt))
         raw_sql = tabular_raw_sql(columns, "c")
-        for chunk in chunks:
-            loader.load_rows(chunk.table, sql, raw_sql,
-                             [(line, None, reason, raw) for line, reason, raw in chunk.rejected])
+        loader.run(
+            functools.partial(loader.stage_rows, chunk.table, sql, raw_sql,
+                              [(line, None, reason, raw) for line, reason, raw in chunk.rejected])
+            for chunk in chunks
+        )
     else:
-        for table, bad, may_have_batches in _json_tables(path, progress):
-            loader.load_json_documents(table, fmt, [(line, None, "not valid UTF-8", raw) for line, raw in bad],
-                                       may_have_batches=may_have_batches)
+        loader.run(
+            functools.partial(loader.stage_json_documents, table, fmt,
+                              [(line, None, "not valid UTF-8", raw) for line, raw in bad],
+                              may_have_batches=may_have_batches)
+            for table, bad, may_have_batches in _json_tables(path, progress)
+        )
 
 
 def _json_tables(path: Path, progress: Callable[[int], None]):
