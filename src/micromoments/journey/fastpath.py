@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,17 @@ BATCH_ROWS = 1_000_000  # events per Arrow batch of the read, and per kernel cal
 # columns coded), `order` (the argsort), `kernel` (flags, numpy, Arrow assembly) and `write`
 # (tables back into DuckDB, with the stages); the benchmark prints them.
 last_timings: dict[str, tuple[float, float]] = {}
+
+
+@contextmanager
+def timed(step: str) -> Iterator[None]:
+    """Add the block's (wall, CPU) seconds to `last_timings[step]`."""
+    t, c = time.perf_counter(), time.process_time()
+    try:
+        yield
+    finally:
+        w, u = last_timings.get(step, (0.0, 0.0))
+        last_timings[step] = (w + time.perf_counter() - t, u + time.process_time() - c)
 
 CODED = ("person_id", "event", "page_path", "channel", "moment")  # read as integer codes
 
@@ -71,9 +83,9 @@ class Coded:
     @classmethod
     def from_chunks(cls, chunks: list[pa.DictionaryArray], value_type: pa.DataType) -> "Coded":
         if not chunks:
-            return cls(np.zeros(0, np.int64), pa.array([], value_type))
+            return cls(np.zeros(0, np.int32), pa.array([], value_type))
         unified = pa.chunked_array(chunks).unify_dictionaries()
-        names = unified.chunk(0).dictionary if unified.num_chunks else pa.array([], value_type)
+        names = unified.chunk(0).dictionary
         # int32 codes: five coded columns of 10M events take 200 MB instead of 400.
         codes = np.concatenate([_np(c.indices, -1).astype(np.int32) for c in unified.chunks])
         return cls(codes, names)
@@ -83,26 +95,27 @@ class Coded:
         order = np.asarray(pc.array_sort_indices(self.names), np.int64)
         rank = np.empty(len(order), np.int64)
         rank[order] = np.arange(len(order))
-        codes = np.where(self.codes >= 0, rank[np.maximum(self.codes, 0)] if len(order) else -1, -1)
-        return codes.astype(np.int32), self.names.take(pa.array(order, pa.int64()))
+        return _gather(rank, self.codes).astype(np.int32), self.names.take(pa.array(order, pa.int64()))
 
     def take(self, idx: np.ndarray) -> pa.Array:
         """The names at rows `idx` (NULL where the code is -1 or idx < 0)."""
-        c = np.where(idx >= 0, self.codes[np.maximum(idx, 0)] if len(self.codes) else -1, -1)
-        return pc.take(self.names, pa.array(c, mask=c < 0))
+        return _take(self.names, _gather(self.codes, idx))
 
 
 @dataclass
 class KernelInput:
     """The events as read: coded text columns and numpy arrays, in the read's (storage) order."""
 
-    n: int
     coded: dict[str, Coded]
     message_id: pa.ChunkedArray
     query: pa.Array
     ts: np.ndarray  # int64 in the column's own unit
     ts_type: pa.DataType
     columns: dict[str, np.ndarray]  # secs, has_query, intent, confidence, revenue
+
+    @property
+    def n(self) -> int:
+        return len(self.columns["secs"])
 
 
 def read_inputs(con: Any, expr: ir.Table, batch_rows: int) -> KernelInput:
@@ -114,10 +127,9 @@ def read_inputs(con: Any, expr: ir.Table, batch_rows: int) -> KernelInput:
     """
     coded: dict[str, list[pa.DictionaryArray]] = {c: [] for c in CODED}
     text: dict[str, list[pa.Array]] = {"message_id": [], "query": []}
-    numbers: dict[str, list[np.ndarray]] = {"ts": [], "secs": [], "has_query": [], "intent": [],
-                                            "confidence": [], "revenue": []}
     fills = {"ts": (pa.int64(), 0), "secs": (pa.int64(), 0), "has_query": (pa.bool_(), False),
              "intent": (pa.bool_(), False), "confidence": (pa.float64(), 1.0), "revenue": (pa.float64(), np.nan)}
+    numbers: dict[str, list[np.ndarray]] = {c: [] for c in fills}
     schema = expr.schema().to_pyarrow()
     types = {"ts": schema.field("ts").type, "message_id": schema.field("message_id").type,
              "query": schema.field("query").type}
@@ -139,7 +151,7 @@ def read_inputs(con: Any, expr: ir.Table, batch_rows: int) -> KernelInput:
               for c, v in numbers.items()}
     message_id, query = (pa.chunked_array(text[c], type=types[c]) for c in ("message_id", "query"))
     return KernelInput(
-        n=len(arrays["secs"]), coded={c: Coded.from_chunks(coded[c], schema.field(c).type) for c in CODED},
+        coded={c: Coded.from_chunks(coded[c], schema.field(c).type) for c in CODED},
         message_id=message_id, query=query.combine_chunks(), ts=arrays.pop("ts"), ts_type=types["ts"],
         columns=arrays,
     )
@@ -242,6 +254,13 @@ def _take(col: pa.Array, idx: np.ndarray) -> pa.Array:
     return pc.take(col, pa.array(idx, mask=idx < 0))
 
 
+def _gather(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """`values[idx]`, -1 where idx < 0 (the kernel's "none")."""
+    if not len(values):
+        return np.full(len(idx), -1, np.int64)
+    return np.where(idx >= 0, values[np.maximum(idx, 0)], -1)
+
+
 def run_slice(inp: KernelInput, rows: np.ndarray, person: np.ndarray, moment: np.ndarray,
               moment_names: pa.Array, flags: EventFlags, gap_s: int,
               episode_gap_s: int) -> tuple[dict[str, np.ndarray], pa.Table, pa.Table]:
@@ -260,7 +279,7 @@ def run_slice(inp: KernelInput, rows: np.ndarray, person: np.ndarray, moment: np
     )
 
     def at(i: np.ndarray) -> np.ndarray:  # kernel index -> read position (-1 stays -1)
-        return np.where(i >= 0, rows[np.maximum(i, 0)] if n else -1, -1)
+        return _gather(rows, i)
 
     def ts(i: np.ndarray) -> pa.Array:
         return pa.array(inp.ts[at(i)], pa.int64()).cast(inp.ts_type)
@@ -307,17 +326,6 @@ def _slices(person_sorted: np.ndarray, size: int) -> Iterator[tuple[int, int]]:
         a = b
 
 
-class _Clock:
-    """Accumulates (wall, CPU) seconds per step into `last_timings`."""
-
-    def __init__(self) -> None:
-        last_timings.clear()
-
-    def __call__(self, step: str, t: float, c: float) -> None:
-        w, u = last_timings.get(step, (0.0, 0.0))
-        last_timings[step] = (w + time.perf_counter() - t, u + time.process_time() - c)
-
-
 def kernel_parts(con: Any, narrow: ir.Table, vocab: EventVocabulary, gap_minutes: int,
                  episode_gap_minutes: int, batch_rows: int | None = None) -> Iterator[tuple[pa.Table, pa.Table, pa.Table]]:
     """Read the events, order them and run the kernel on slices of whole people.
@@ -327,34 +335,28 @@ def kernel_parts(con: Any, narrow: ir.Table, vocab: EventVocabulary, gap_minutes
     slices of `batch_rows` (with no episodes or sessions). The caller writes them on `con`.
     """
     batch_rows = batch_rows or BATCH_ROWS
-    clock = _Clock()
-    t, c = time.perf_counter(), time.process_time()
-    inp = read_inputs(con, kernel_inputs(narrow), batch_rows)
-    clock("read", t, c)
-
-    t, c = time.perf_counter(), time.process_time()
-    person = inp.coded["person_id"].codes
-    order = person_time_order(person, inp.ts, inp.message_id)
-    clock("order", t, c)
-
-    t, c = time.perf_counter(), time.process_time()
-    moment, moment_names = inp.coded["moment"].ranked()
-    flags = EventFlags(vocab, inp.coded["event"], inp.coded["page_path"])
-    event_no = np.zeros(inp.n, np.int32)
-    session_no = np.zeros(inp.n, np.int32)
-    clock("kernel", t, c)
+    last_timings.clear()
+    with timed("read"):
+        inp = read_inputs(con, kernel_inputs(narrow), batch_rows)
+    with timed("order"):
+        person = inp.coded["person_id"].codes
+        order = person_time_order(person, inp.ts, inp.message_id)
+    with timed("kernel"):
+        moment, moment_names = inp.coded["moment"].ranked()
+        flags = EventFlags(vocab, inp.coded["event"], inp.coded["page_path"])
+        event_no = np.zeros(inp.n, np.int32)
+        session_no = np.zeros(inp.n, np.int32)
     keys_schema = pa.schema([("message_id", inp.message_id.type), ("event_no", pa.int32()), ("session_no", pa.int32())])
     empty_keys = keys_schema.empty_table()
     episodes = sessions = None
     for a, b in _slices(person[order], batch_rows):
-        t, c = time.perf_counter(), time.process_time()
-        rows = order[a:b]
-        k, episodes, sessions = run_slice(inp, rows, person, moment, moment_names, flags,
-                                          gap_minutes * 60, episode_gap_minutes * 60)
-        # Scattered back to read order, so the keys table needs no copy of the message ids.
-        event_no[rows] = k["event_no"]
-        session_no[rows] = k["session_no"]
-        clock("kernel", t, c)
+        with timed("kernel"):
+            rows = order[a:b]
+            k, episodes, sessions = run_slice(inp, rows, person, moment, moment_names, flags,
+                                              gap_minutes * 60, episode_gap_minutes * 60)
+            # Scattered back to read order, so the keys table needs no copy of the message ids.
+            event_no[rows] = k["event_no"]
+            session_no[rows] = k["session_no"]
         yield empty_keys, episodes, sessions
     assert episodes is not None and sessions is not None
     for a in range(0, inp.n, batch_rows):
@@ -365,4 +367,4 @@ def kernel_parts(con: Any, narrow: ir.Table, vocab: EventVocabulary, gap_minutes
 
 
 __all__ = ["BATCH_ROWS", "Coded", "EventFlags", "KernelInput", "kernel_inputs", "kernel_parts",
-           "person_time_order", "read_inputs", "run_slice"]
+           "person_time_order", "read_inputs", "run_slice", "timed"]

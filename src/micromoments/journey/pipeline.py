@@ -15,7 +15,6 @@ docs/benchmarks.md for what each change saved).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -153,45 +152,41 @@ def build_journey(events: ir.Table, settings: JourneySettings | None = None, con
 def _build_with_kernel(events: ir.Table, settings: JourneySettings, con: Any) -> Journey:
     """`build_journey` on DuckDB through the numpy kernel (same tables as the Ibis path)."""
     from micromoments.journey import fastpath
-    from micromoments.journey.fastpath import kernel_parts
 
     cols = journey_columns(events)
     narrow = cols.select(*[c for c in FACT_INPUTS if c in cols.columns])
     duck = con.con
     names = ("_mm_arrow_keys", "_mm_arrow_episodes", "_mm_arrow_sessions")
     sql: dict[str, str] = {}
-    write = [0.0, 0.0]
 
     def flush(parts: list[tuple[Any, ...]]) -> None:
-        t0, c0 = time.perf_counter(), time.process_time()
-        try:
-            for k, name in enumerate(names):
-                # Registering the Arrow table as a view was 4x cheaper than `ibis.memtable`.
-                duck.register(name, pa.concat_tables([p[k] for p in parts]))
-            if not sql:  # the views keep their names, so the SQL is compiled once
-                exprs = {
-                    # The per-event keys (message_id, event_no, session_no): `sessionized` joins them.
-                    "event_keys": con.table(names[0]),
-                    "episodes": assign_stages(finish_episodes(con.table(names[1])), settings.stage_rules),
-                    "sessions": assign_stages(finish_session_features(con.table(names[2])), settings.stage_rules),
-                }
-                sql.update({step: ibis.to_sql(expr, dialect="duckdb") for step, expr in exprs.items()})
-                for step, query in sql.items():
-                    # Plain SQL: `con.create_table(expr)` took twice as long for the same table.
-                    duck.execute(f'CREATE OR REPLACE TEMP TABLE "_mm_{step}" AS {query}')
-            else:
-                for step, query in sql.items():
-                    duck.execute(f'INSERT INTO "_mm_{step}" {query}')
-        finally:
-            for name in names:
-                duck.unregister(name)
-        write[0] += time.perf_counter() - t0
-        write[1] += time.process_time() - c0
+        with fastpath.timed("write"):
+            try:
+                for k, name in enumerate(names):
+                    # Registering the Arrow table as a view was 4x cheaper than `ibis.memtable`.
+                    duck.register(name, pa.concat_tables([p[k] for p in parts]))
+                if not sql:  # the views keep their names, so the SQL is compiled once
+                    exprs = {
+                        # The per-event keys (message_id, event_no, session_no): `sessionized` joins them.
+                        "event_keys": con.table(names[0]),
+                        "episodes": assign_stages(finish_episodes(con.table(names[1])), settings.stage_rules),
+                        "sessions": assign_stages(finish_session_features(con.table(names[2])), settings.stage_rules),
+                    }
+                    sql.update({step: ibis.to_sql(expr, dialect="duckdb") for step, expr in exprs.items()})
+                    for step, query in sql.items():
+                        # Plain SQL: `con.create_table(expr)` took twice as long for the same table.
+                        duck.execute(f'CREATE OR REPLACE TEMP TABLE "_mm_{step}" AS {query}')
+                else:
+                    for step, query in sql.items():
+                        duck.execute(f'INSERT INTO "_mm_{step}" {query}')
+            finally:
+                for name in names:
+                    duck.unregister(name)
 
     # Results are written every ~WRITE_ROWS rows, so Python holds a bounded slice of them.
     pending: list[tuple[Any, ...]] = []
     rows = 0
-    for parts in kernel_parts(con, narrow, settings.vocab, settings.session_gap_minutes,
+    for parts in fastpath.kernel_parts(con, narrow, settings.vocab, settings.session_gap_minutes,
                               settings.episode_gap_minutes):
         pending.append(parts)
         rows += max(p.num_rows for p in parts)
@@ -201,7 +196,6 @@ def _build_with_kernel(events: ir.Table, settings: JourneySettings, con: Any) ->
     if pending or not sql:
         flush(pending)
     tables = {step: con.table(f"_mm_{step}") for step in sql}
-    fastpath.last_timings["write"] = (write[0], write[1])
     facts, staged, sess_t = tables["event_keys"], tables["episodes"], tables["sessions"]
     return Journey(with_session_keys(cols, facts), staged, sess_t)
 
