@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -36,6 +37,21 @@ def events_frame(rows: list[dict[str, Any]], *, with_moments: bool = True) -> pd
         records.append(rec)
     frame = pd.DataFrame.from_records(records, columns=list(columns))
     return frame.astype({c: _PANDAS_TYPES[t] for c, t in columns.items()})
+
+
+def classified_demo_store(out: Path, *, users: int = 300, days: int = 14, seed: int = 5,
+                          config: Any = None) -> tuple[Any, Any]:
+    """(store, paths): generated demo events under `out`, ingested and classified by the intent engine."""
+    from micromoments.demo import generate
+    from micromoments.intent import classify_store
+    from micromoments.store import Store
+    from micromoments.store.ingest import ingest_file
+
+    paths = generate(out / "data", users=users, days=days, seed=seed, workers=1)
+    store = Store(out / "m.duckdb")
+    ingest_file(store, paths.events, config=config)
+    classify_store(store, config)
+    return store, paths
 
 
 @pytest.fixture

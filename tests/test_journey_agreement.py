@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import classified_demo_store
 from micromoments.errors import InputError
 from micromoments.journey.agreement import detected_membership, score_episodes
 
@@ -41,20 +42,13 @@ def test_truth_without_the_columns_is_a_clear_error() -> None:
 
 @pytest.mark.slow
 def test_demo_episodes_agree_with_the_generator(tmp_path: Path) -> None:
-    from micromoments.demo import generate
-    from micromoments.intent import classify_store
     from micromoments.journey.pipeline import JourneySettings, build_journey, load_events
-    from micromoments.store import Store
-    from micromoments.store.ingest import ingest_file
 
-    paths = generate(tmp_path / "data", users=300, days=14, seed=11)
-    store = Store(tmp_path / "m.duckdb")
-    ingest_file(store, paths.events)
-    classify_store(store)
+    store, paths = classified_demo_store(tmp_path, seed=11)
     events, _ = load_events(store)
     journey = build_journey(events, JourneySettings(), con=store.ibis)
     detected = store.ibis.execute(detected_membership(journey.sessionized, journey.episodes))
-    result = score_episodes(detected, pd.read_csv(tmp_path / "data" / "truth_events.csv", dtype=str))
+    result = score_episodes(detected, pd.read_csv(paths.truth_events, dtype=str))
     assert result.events_compared > 1000
     # Seed 7 at 2,000 people gave 94.1% / ARI 0.980 (docs/journey.md); leave room for a small sample.
     assert result.episode_type_agreement >= 0.85

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from conftest import events_frame
+from conftest import classified_demo_store, events_frame
 from micromoments.journey import fastpath, journey_map, path_links, pipeline, top_paths
 from micromoments.journey.pipeline import JourneySettings, build_journey
 from micromoments.journey.sequence import round_half_away, sequence_kernel
@@ -157,16 +157,9 @@ def test_no_events_gives_empty_tables() -> None:
 
 @pytest.mark.slow
 def test_demo_store_matches_the_ibis_path(tmp_path: Path) -> None:
-    from micromoments.demo import generate
-    from micromoments.intent import classify_store
     from micromoments.journey.pipeline import load_events
-    from micromoments.store import Store
-    from micromoments.store.ingest import ingest_file
 
-    paths = generate(tmp_path / "data", users=300, days=14, seed=5)
-    store = Store(tmp_path / "m.duckdb")
-    ingest_file(store, paths.events)
-    classify_store(store)
+    store, _ = classified_demo_store(tmp_path, seed=5)
     ref = assert_same_journey(store.ibis, load_events(store)[0], JourneySettings(memory_limit="2GB"))
     assert len(ref["episodes"]) > 500 and ref["episodes"].stage.nunique() == 4
 

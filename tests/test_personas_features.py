@@ -17,9 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import classified_demo_store
 from micromoments.config import Config
-from micromoments.demo import generate
-from micromoments.intent import classify_store
 from micromoments.journey.heatmap import local_hour_weekday, utc_offsets
 from micromoments.journey.pipeline import JourneySettings, build_journey, load_events
 from micromoments.journey.stages import STAGES
@@ -34,8 +33,6 @@ from micromoments.personas.features import (
     _with_location,
     person_features,
 )
-from micromoments.store import Store
-from micromoments.store.ingest import ingest_file
 
 pytestmark = [pytest.mark.slow]
 
@@ -119,12 +116,8 @@ def _reference(events: Any, journey: Any, settings: FeatureSettings) -> Any:
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory):
-    out = tmp_path_factory.mktemp("features-demo")
-    paths = generate(out / "data", users=300, days=14, seed=5, workers=1)
-    store = Store(out / "mm.duckdb")
     cfg = Config()
-    ingest_file(store, paths.events, config=cfg)
-    classify_store(store, cfg)
+    store, paths = classified_demo_store(tmp_path_factory.mktemp("features-demo"), seed=5, config=cfg)
     yield store, cfg, paths
     store.close()
 
