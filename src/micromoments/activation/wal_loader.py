@@ -46,8 +46,6 @@ __all__ = ["LogForwarder", "LogSink", "StoreLoader"]
 log = logging.getLogger("micromoments.server")
 
 _SHIP_NAME = "loading.jsonl"
-
-
 LOG_TABLES = ("decisions", "exposures", "outcomes", "assignments")
 
 

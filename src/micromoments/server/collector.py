@@ -39,6 +39,7 @@ _FAST_TYPES = frozenset(EVENT_TYPES)
 _NUMBER = (int, float)  # `type(v) in _NUMBER`: bool is not accepted, as in the SQL mapping
 # The properties the SQL mapping reads as numbers (`live_events._type_error` checks the same).
 _NUMBER_PROPERTIES = frozenset(("latitude", "longitude", "revenue", "total", "value"))
+_COORDINATES = ("latitude", "longitude")  # of `context.location`
 
 
 class Rejected(Exception):
@@ -131,6 +132,15 @@ class DedupeWindow:
         return len(self._seen)
 
 
+def _numbers_or_absent(obj: dict[str, Any], keys: Any) -> bool:
+    """Whether each of `keys` in `obj` is a real number (not bool) or absent/null."""
+    for key in keys:
+        value = obj.get(key)
+        if value is not None and type(value) not in _NUMBER:
+            return False
+    return True
+
+
 def _fast_line(raw: dict[str, Any], received_at: dt.datetime, received_iso: str, sent_at: Any,
                latest: dt.datetime, max_line: int) -> bytes | None:
     """The WAL line of a plain, valid event, stamped as `Collector.prepare` stamps it; else None.
@@ -165,11 +175,9 @@ def _fast_line(raw: dict[str, Any], received_at: dt.datetime, received_iso: str,
     if props is not None:
         if type(props) is not dict:
             return None
-        if not _NUMBER_PROPERTIES.isdisjoint(props):  # most events have none of them
-            for key in _NUMBER_PROPERTIES:
-                value = props.get(key)
-                if value is not None and type(value) not in _NUMBER:
-                    return None
+        # Most events have none of these keys: one set test spares the loop.
+        if not _NUMBER_PROPERTIES.isdisjoint(props) and not _numbers_or_absent(props, _NUMBER_PROPERTIES):
+            return None
     if ctx is not None:
         if type(ctx) is not dict:
             return None
@@ -179,8 +187,7 @@ def _fast_line(raw: dict[str, Any], received_at: dt.datetime, received_iso: str,
         if loc is not None:
             if type(loc) is not dict:
                 return None
-            lat, lon = loc.get("latitude"), loc.get("longitude")
-            if (lat is not None and type(lat) not in _NUMBER) or (lon is not None and type(lon) not in _NUMBER):
+            if not _numbers_or_absent(loc, _COORDINATES):
                 return None
     # Times: what `prepare` defaults, then `validate_event`'s clock-skew correction.
     ts, original = get("timestamp"), get("originalTimestamp")
