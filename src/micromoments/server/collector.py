@@ -32,9 +32,8 @@ from micromoments.activation.bus import EventBus
 from micromoments.activation.live_events import parse_time, validate_event
 from micromoments.activation.wal import WriteAheadLog
 from micromoments.errors import InputError
+from micromoments.events.model import EVENT_TYPES  # the Segment calls the collector takes
 
-# The Segment calls the collector takes (`events.model.EVENT_TYPES`, restated for the hint).
-EVENT_TYPES = ("track", "page", "screen", "identify", "alias", "group")
 _FAST_TYPES = frozenset(EVENT_TYPES)
 _NUMBER = (int, float)  # `type(v) in _NUMBER`: bool is not accepted, as in the SQL mapping
 # The properties the SQL mapping reads as numbers (`live_events._type_error` checks the same).

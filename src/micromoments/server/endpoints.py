@@ -16,8 +16,9 @@ from typing import Any
 import orjson
 
 from micromoments.errors import MicromomentsError
+from micromoments.events.model import EVENT_TYPES
 from micromoments.server.auth import RateLimiter, WriteKeys
-from micromoments.server.collector import EVENT_TYPES, Collector, Rejected, gc_paused, received_now
+from micromoments.server.collector import Collector, Rejected, gc_paused, received_now
 
 log = logging.getLogger("micromoments.server")
 
