@@ -56,21 +56,26 @@ def epoch_or_iso_sql(text: str) -> str:
     )
 
 
-def _quote(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
+def sql_literal(text: str) -> str:
+    """A SQL string literal.
+
+    >>> sql_literal("it's")
+    "'it''s'"
+    """
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _sql_list(items: list[str] | tuple[str, ...]) -> str:
-    return "[" + ", ".join(_quote(i) for i in items) + "]"
+    return "[" + ", ".join(sql_literal(i) for i in items) + "]"
 
 
 def channel_sql() -> str:
     """CASE expression deriving the marketing channel from the mapped columns."""
     medium_cases = " ".join(
-        f"WHEN {_quote(k)} THEN {_quote(v)}" for k, v in MEDIUM_CHANNELS.items()
+        f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in MEDIUM_CHANNELS.items()
     )
     referrer_cases = " ".join(
-        f"WHEN contains(lower(referrer), {_quote(k)}) THEN {_quote(v)}" for k, v in REFERRER_CHANNELS
+        f"WHEN contains(lower(referrer), {sql_literal(k)}) THEN {sql_literal(v)}" for k, v in REFERRER_CHANNELS
     )
     return f"""CASE
         WHEN lower(channel_raw) IN {tuple(CHANNELS)!r} THEN lower(channel_raw)
@@ -95,7 +100,7 @@ def finish_sql(mapped: str, *, now_sql: str, max_future_hours: float, source: st
 
     `mapped` names a relation with MAPPED_COLUMNS. `now_sql` is a SQL timestamp literal.
     """
-    src = _quote(source)
+    src = sql_literal(source)
     ts = ("CASE WHEN sent_at IS NOT NULL AND received_at IS NOT NULL AND ts_original IS NOT NULL "
           "THEN received_at - (sent_at - ts_original) ELSE ts_original END")
     types = tuple(EVENT_TYPES)

@@ -33,6 +33,7 @@ from typing import Any
 
 from micromoments.config import Config
 from micromoments.errors import ConfigError
+from micromoments.events.sql import sql_literal
 
 MOMENTS = ("know", "go", "do", "buy")
 TUTORIAL = r"(?i)tutorial|how[ _-]?to|diy|step[ _-]by[ _-]step|guide|masterclass|workshop|demo"
@@ -137,10 +138,6 @@ def match_rule(
         if rule.matches(event, url, properties):
             return rule
     return None
-
-
-def sql_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def rules_sql(

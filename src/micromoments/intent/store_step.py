@@ -24,8 +24,8 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from micromoments.config import Config
+from micromoments.events.sql import sql_literal
 from micromoments.intent.classifier import Classifier, get_classifier
-from micromoments.intent.rules import sql_literal
 from micromoments.intent.rules import load_rules, rules_sql
 from micromoments.intent.text import url_to_text
 

@@ -17,7 +17,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from micromoments.events.sql import MAPPED_COLUMNS, epoch_or_iso_sql, typed_null
+from micromoments.events.sql import MAPPED_COLUMNS, epoch_or_iso_sql, sql_literal, typed_null
 
 KINDS = ("string", "id", "number", "object", "time", "sql")
 _TEMPLATE_PATH = re.compile(r"\{(\$[^{}]*)\}")
@@ -86,23 +86,19 @@ def _leaf_sql(root: _Node, base: str) -> dict[tuple[str, ...], str]:
 
     def walk(node: _Node, struct_sql: str, prefix: tuple[str, ...]) -> None:
         for key, child in node.children.items():
-            here = f"{struct_sql}[{_literal(key)}]"
+            here = f"{struct_sql}[{sql_literal(key)}]"
             path = (*prefix, key)
             if child.requested:
                 exprs[path] = f"CAST({here} AS VARCHAR)"
                 if child.children:  # parse this value again, alone, for its children
                     obj = f"CASE WHEN starts_with({here}, '{{') THEN {here} END"  # "oops" is no object
-                    sub = f"from_json({obj}, {_literal(json.dumps(_structure(child)))})"
+                    sub = f"from_json({obj}, {sql_literal(json.dumps(_structure(child)))})"
                     walk(child, sub, path)
             else:
                 walk(child, here, path)
 
     walk(root, base, ())
     return exprs
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def time_sql(text: str) -> str:
@@ -192,5 +188,5 @@ def mapping_sql(spec: dict[str, Pick], source_relation: str, *, keep_raw: bool =
                  WHEN NOT starts_with(ltrim(j), '{{') THEN 'expected a JSON object, got '
                       || CASE WHEN starts_with(ltrim(j), '[') THEN 'array' ELSE 'a value' END
             END AS doc_error
-          FROM (SELECT line_no, raw, j, {'from_json' if strict else 'try(from_json'}(j, {_literal(structure)}){'' if strict else ')'} AS d FROM {source_relation}))
+          FROM (SELECT line_no, raw, j, {'from_json' if strict else 'try(from_json'}(j, {sql_literal(structure)}){'' if strict else ')'} AS d FROM {source_relation}))
     """

@@ -35,7 +35,7 @@ import pyarrow as pa
 
 from micromoments.config import Config
 from micromoments.errors import InputError
-from micromoments.events.sql import finish_sql
+from micromoments.events.sql import finish_sql, sql_literal
 from micromoments.sources import FORMATS, detect_format, json_spec
 from micromoments.sources.files import check_readable, file_size, iter_line_chunks, prefetch, read_head, read_text
 from micromoments.sources.jsonmap import mapping_sql
@@ -230,7 +230,7 @@ class _Loader:
     def _event_select(self) -> str:
         """The `events` columns over a scratch table."""
         return _EVENT_COLS.replace('"source_line"', 'line_no AS "source_line"').replace(
-            '"source"', f"{_sql_text(self.source)} AS \"source\"", 1)
+            '"source"', f"{sql_literal(self.source)} AS \"source\"", 1)
 
     def _carried(self, columns: str | None = None) -> str:
         """The carried rows (by default all canonical columns), as one relation."""
@@ -411,15 +411,6 @@ class _Loader:
             finally:
                 if pending is not None:  # an error: let the staging finish before the caller cleans up
                     pending.exception()
-
-
-def _sql_text(text: str) -> str:
-    """A SQL string literal.
-
-    >>> _sql_text("it's")
-    "'it''s'"
-    """
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _sliced(table: pa.Table) -> pa.Table:
