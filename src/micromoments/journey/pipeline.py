@@ -41,6 +41,7 @@ from micromoments.journey.stages import (
     session_features_from_facts,
 )
 from micromoments.journey.vocab import EventVocabulary, vocabulary_from_config
+from micromoments.store.settings import duckdb_settings
 
 
 DEFAULT_MEMORY_LIMIT = "2GB"  # `[journey] memory_limit` in micromoments.toml
@@ -206,12 +207,8 @@ def _memory_limit(con: Any | None, limit: str | None) -> Iterator[None]:
     if con is None or not limit or getattr(con, "name", "") != "duckdb":
         yield
         return
-    previous = con.raw_sql("SELECT current_setting('memory_limit')").fetchone()[0]
-    con.raw_sql(f"SET memory_limit = '{limit.replace(chr(39), '')}'")
-    try:
+    with duckdb_settings(con.con, memory_limit=limit):
         yield
-    finally:
-        con.raw_sql(f"SET memory_limit = '{previous}'")
 
 
 def materialize(con: Any, journey: Journey, prefix: str = "_mm_") -> Journey:

@@ -52,6 +52,7 @@ from micromoments.sources.tabular import (
 from micromoments.store import Store
 from micromoments.store.identity import PeopleSoFar, rebuild_identities
 from micromoments.store.schema import EVENTS_COLUMNS
+from micromoments.store.settings import duckdb_settings
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -473,27 +474,12 @@ def ingest_file(
             on_progress(done, total)
 
     con = store.duck
-    previous_limit, previous_disabled, previous_threads = con.execute(
-        "SELECT current_setting('memory_limit'), current_setting('disabled_compression_methods'), "
-        "current_setting('threads')").fetchone()
-    con.execute(f"SET memory_limit = '{config.ingest.memory_limit}'")
-    # FSST's analysis of every string column was a third of the cost of writing `events`
-    # (measured: 7.0-8.7 vs 4.9-5.3 CPU-s per 1M demo events); without it strings are
-    # dictionary-compressed and the file ~10 % larger. DuckDB 1.3+ also tries `dict_fsst`
-    # (dictionary + FSST), which then never won a column but cost ~10 % of each insert.
-    for methods in (("fsst", "dict_fsst"), ("fsst",)):
-        try:
-            con.execute(f"SET disabled_compression_methods = '{_with_disabled(previous_disabled, methods)}'")
-            break
-        except duckdb.Error:  # an older DuckDB without dict_fsst
-            continue
-    if config.ingest.threads > 0:
-        # One DuckDB thread per statement: each chunk's statements are short, and with two threads
-        # their hand-offs cost 40-80 % more CPU time for the same work (1M events: 16-20 vs
-        # 28-34 CPU-s) and, on a busy machine, more wall time too (17-28 vs 45-48 s). The second
-        # core is used by staging the next chunk on another cursor (`_Loader.run`).
-        con.execute(f"SET threads = {config.ingest.threads}")
-    try:
+    # One DuckDB thread per statement (`[ingest] threads`, 0 = as it is): each chunk's statements
+    # are short, and with two threads their hand-offs cost 40-80 % more CPU time for the same work
+    # (1M events: 16-20 vs 28-34 CPU-s) and, on a busy machine, more wall time too (17-28 vs
+    # 45-48 s). The second core is used by staging the next chunk on another cursor (`_Loader.run`).
+    with duckdb_settings(con, memory_limit=config.ingest.memory_limit, threads=config.ingest.threads or None,
+                         disabled_compression_methods=_without_fsst(con)):
         try:
             _ingest_chunks(store, loader, path, fmt, mapping, config, progress)
         finally:
@@ -505,11 +491,27 @@ def ingest_file(
         # The rebuilds read every event: they stay under the same memory cap.
         result.restitched += rebuild_identities(con)
         rebuild_profiles(store)
-    finally:
-        con.execute(f"SET memory_limit = '{_unrounded(previous_limit)}'")
-        con.execute(f"SET disabled_compression_methods = '{previous_disabled}'")
-        con.execute(f"SET threads = {int(previous_threads)}")
     return result
+
+
+def _without_fsst(con: duckdb.DuckDBPyConnection) -> str:
+    """The `disabled_compression_methods` value that also turns FSST off, as this DuckDB accepts it.
+
+    FSST's analysis of every string column was a third of the cost of writing `events` (measured:
+    7.0-8.7 vs 4.9-5.3 CPU-s per 1M demo events); without it strings are dictionary-compressed and
+    the file ~10 % larger. DuckDB 1.3+ also tries `dict_fsst` (dictionary + FSST), which then never
+    won a column but cost ~10 % of each insert. Probed by setting it; the setting is left as found.
+    """
+    current = con.execute("SELECT current_setting('disabled_compression_methods')").fetchone()[0]
+    for methods in (("fsst", "dict_fsst"), ("fsst",)):
+        value = _with_disabled(current, methods)
+        try:
+            con.execute(f"SET disabled_compression_methods = {sql_literal(value)}")
+        except duckdb.Error:  # an older DuckDB without dict_fsst
+            continue
+        con.execute(f"SET disabled_compression_methods = {sql_literal(current)}")
+        return value
+    return current
 
 
 def _with_disabled(disabled: str, methods: tuple[str, ...]) -> str:
@@ -520,13 +522,6 @@ def _with_disabled(disabled: str, methods: tuple[str, ...]) -> str:
     """
     have = [m.strip().lower() for m in disabled.split(",") if m.strip()]  # DuckDB shows 'RLE'
     return ",".join([*have, *(m for m in methods if m not in have)])
-
-
-def _unrounded(setting: str) -> str:
-    """A size as DuckDB shows it ('2.7 GiB', cut to one decimal) -> the middle of what it
-    stands for ('2.75GiB'), so restoring a setting does not shrink it ingest by ingest."""
-    match = re.fullmatch(r"(\d+)\.(\d) ?([KMGTP]i?B)", setting.strip())
-    return f"{match.group(1)}.{match.group(2)}5{match.group(3)}" if match else setting
 
 
 def _ingest_chunks(store: Store, loader: _Loader, path: Path, fmt: str,
