@@ -94,3 +94,29 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 60)
     if proc.poll() is None:
         os.kill(proc.pid, sig)
     return proc.wait(timeout=timeout)
+
+
+def send_until_stopped(url: str, key: dict[str, str], acked: list[str], stop_at: threading.Event, *,
+                       batch: bool, sent: list[int] | None = None) -> None:
+    """Post search events (20 per `/v1/batch`, or one per `/v1/track`) until `stop_at` is set; the
+    ids answered 200 go to `acked`, the count posted to `sent[0]`. A failed request (the server
+    killed mid-request) counts as not acknowledged."""
+    import datetime as dt
+    import uuid
+
+    now = dt.datetime.now(dt.UTC).isoformat()
+    with httpx.Client(base_url=url, timeout=5, headers=key) as client:
+        while not stop_at.is_set():
+            ids = [uuid.uuid4().hex for _ in range(20 if batch else 1)]
+            events = [{"type": "track", "messageId": i, "anonymousId": "a-" + i[:4], "event": "Products Searched",
+                       "timestamp": now, "properties": {"query": "garden shed near me"}} for i in ids]
+            if sent is not None:
+                sent[0] += len(ids)
+            try:
+                resp = (client.post("/v1/batch", json={"batch": events}) if batch
+                        else client.post("/v1/track", json=events[0]))
+            except httpx.HTTPError:
+                time.sleep(0.05)  # the server is down: do not spin
+                continue
+            if resp.status_code == 200:
+                acked.extend(ids)

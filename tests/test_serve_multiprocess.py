@@ -16,7 +16,7 @@ import pytest
 
 from _activation_fixtures import LEEDS, SECRET, Receiver
 from _redis_server import needs_redis_server, redis, redis_url  # noqa: F401  (a fixture)
-from _server_harness import basic, bearer, free_port, start_serve, stop, wait_up, write_config
+from _server_harness import basic, bearer, free_port, send_until_stopped, start_serve, stop, wait_up, write_config
 
 pytestmark = needs_redis_server
 KEY = basic("wk_test")
@@ -160,23 +160,6 @@ def test_collector_role_refuses_to_start_without_a_shared_bus(tmp_path: Path) ->
     assert "needs a shared bus" in (tmp_path / "c.log").read_text()
 
 
-def _sender(url: str, acked: list[str], stop_at, batch: bool) -> None:  # noqa: ANN001
-    now = dt.datetime.now(dt.UTC).isoformat()
-    with httpx.Client(base_url=url, timeout=5, headers=KEY) as client:
-        while not stop_at.is_set():
-            ids = [uuid.uuid4().hex for _ in range(20 if batch else 1)]
-            events = [{"type": "track", "messageId": i, "anonymousId": "k-" + i[:3], "event": "Products Searched",
-                       "timestamp": now, "properties": {"query": "garden shed near me"}} for i in ids]
-            try:
-                resp = (client.post("/v1/batch", json={"batch": events}) if batch
-                        else client.post("/v1/track", json=events[0]))
-            except httpx.HTTPError:
-                time.sleep(0.05)
-                continue  # the collector died mid-request: not acknowledged
-            if resp.status_code == 200:
-                acked.extend(ids)
-
-
 @pytest.mark.slow
 def test_kill_9_of_worker_then_collector_loses_no_acknowledged_event(tmp_path: Path, redis_url: str) -> None:
     import threading
@@ -200,7 +183,8 @@ def test_kill_9_of_worker_then_collector_loses_no_acknowledged_event(tmp_path: P
     procs = {"a": collector(), "b": worker()}
     acked: list[str] = []
     stop_at = threading.Event()
-    threads = [threading.Thread(target=_sender, args=(url_a, acked, stop_at, i % 2 == 1)) for i in range(3)]
+    threads = [threading.Thread(target=send_until_stopped, args=(url_a, KEY, acked, stop_at),
+                                kwargs={"batch": i % 2 == 1}) for i in range(3)]
     try:
         wait_up(url_a, proc=procs["a"])
         wait_up(url_b, proc=procs["b"])

@@ -2,37 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import signal
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
-from _server_harness import basic, bearer, free_port, start_serve, stop, wait_up, write_config
+from _server_harness import basic, bearer, free_port, send_until_stopped, start_serve, stop, wait_up, write_config
 from micromoments.store import Store
 
 KEY = basic("wk_test")
-
-
-def _sender(url: str, acked: list[str], sent: list[int], stop_at: threading.Event, batch: bool) -> None:
-    now = dt.datetime.now(dt.UTC).isoformat()
-    with httpx.Client(base_url=url, timeout=5, headers=KEY) as client:
-        while not stop_at.is_set():
-            ids = [uuid.uuid4().hex for _ in range(20 if batch else 1)]
-            events = [{"type": "track", "messageId": i, "anonymousId": "a-" + i[:4], "event": "Products Searched",
-                       "timestamp": now, "properties": {"query": "garden shed near me"}} for i in ids]
-            sent[0] += len(ids)
-            try:
-                resp = (client.post("/v1/batch", json={"batch": events}) if batch
-                        else client.post("/v1/track", json=events[0]))
-            except httpx.HTTPError:
-                continue  # the server died mid-request: not acknowledged
-            if resp.status_code == 200:
-                acked.extend(ids)
 
 
 @pytest.mark.slow
@@ -48,7 +29,8 @@ def test_kill_9_during_load_loses_no_acknowledged_event(tmp_path: Path) -> None:
         acked: list[str] = []
         sent = [0]
         stop_at = threading.Event()
-        threads = [threading.Thread(target=_sender, args=(url, acked, sent, stop_at, i % 2 == 1))
+        threads = [threading.Thread(target=send_until_stopped, args=(url, KEY, acked, stop_at),
+                                    kwargs={"batch": i % 2 == 1, "sent": sent})
                    for i in range(4)]
         for t in threads:
             t.start()

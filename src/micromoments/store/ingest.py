@@ -481,7 +481,7 @@ def ingest_file(
     with duckdb_settings(con, memory_limit=config.ingest.memory_limit, threads=config.ingest.threads or None,
                          disabled_compression_methods=_without_fsst(con)):
         try:
-            _ingest_chunks(store, loader, path, fmt, mapping, config, progress)
+            _ingest_chunks(loader, path, fmt, mapping, config, progress)
         finally:
             # Also when the file breaks off (a truncated gzip): what was read is stored.
             try:
@@ -524,10 +524,9 @@ def _with_disabled(disabled: str, methods: tuple[str, ...]) -> str:
     return ",".join([*have, *(m for m in methods if m not in have)])
 
 
-def _ingest_chunks(store: Store, loader: _Loader, path: Path, fmt: str,
+def _ingest_chunks(loader: _Loader, path: Path, fmt: str,
                    mapping: str | dict[str, str] | None, config: Config,
                    progress: Callable[[int], None]) -> None:
-    con = store.duck
     if fmt in ("csv", "tsv", "parquet"):
         explicit = parse_mapping(mapping) if isinstance(mapping, str) or mapping is None else dict(mapping)
         columns = tabular_columns(path, fmt, "\t" if fmt == "tsv" else ",")
