@@ -238,6 +238,8 @@ def main() -> None:
                              "on another machine; it catches up after each (checked: every event in the store)")
     parser.add_argument("--store-dir", default=None,
                         help="put the DuckDB store in a new folder under this one (e.g. /dev/shm: off the WAL's disk)")
+    parser.add_argument("--no-preallocate", action="store_true",
+                        help="plain growing WAL segments (the old way) instead of zero-filled spares")
     parser.add_argument("--phases", default="single,batch,decide",
                         help="which phases to run, comma-separated (e.g. `batch` to profile only that path)")
     args = parser.parse_args()
@@ -264,7 +266,7 @@ def main() -> None:
     (tmp / "micromoments.toml").write_text(
         f'[store]\npath = "{store_dir / "store.duckdb"}"\n\n[server]\nwrite_keys = {{"{KEY}" = "bench"}}\n'
         f'admin_tokens = ["bench-admin"]\nrate_limit_per_second = 0.0\nwal_dir = "{tmp / "wal"}"\n'
-        "flush_interval_ms = 1000\n" + extra)
+        "flush_interval_ms = 1000\n" + f"wal_preallocate = {'false' if args.no_preallocate else 'true'}\n" + extra)
     cmd = [str(exe), "serve", "--config", str(tmp / "micromoments.toml"), "--port", str(port)]
     if args.no_activator:
         cmd.append("--no-activator")
@@ -332,6 +334,7 @@ def main() -> None:
             pause = args.pause_worker and worker is not None and name != "decide"
             if pause:
                 os.killpg(worker.pid, signal.SIGSTOP)
+            slow0 = admin_stats()["wal"]["fsyncs_over_25ms"]
             (u0, k0), t0 = cpu_split(server.pid), time.perf_counter()
             w0 = cpu_seconds(worker.pid) if worker is not None else 0.0
             try:
@@ -339,6 +342,7 @@ def main() -> None:
             finally:
                 if pause:
                     os.killpg(worker.pid, signal.SIGCONT)
+            out["slow_fsyncs"] = admin_stats()["wal"]["fsyncs_over_25ms"] - slow0
             u1, k1 = cpu_split(server.pid)
             out["server_cpu_s"] = (u1 - u0) + (k1 - k0)
             out["server_sys_s"] = k1 - k0
@@ -397,7 +401,8 @@ def main() -> None:
               f"batch {batch['worker_cpu_s']:.1f} s, decide {decide['worker_cpu_s']:.1f} s")
     print(f"single events : {single['rps']:8,.0f} req/s   p50 {single['p50_ms']:6.1f} ms   p99 {single['p99_ms']:6.1f} ms"
           f"   (target ≥3,000 req/s, p99 ≤25 ms)  errors {single['errors']}"
-          f"   server CPU {single['server_cpu_s'] / max(single['requests'], 1) * 1e6:,.0f} µs/request")
+          f"   server CPU {single['server_cpu_s'] / max(single['requests'], 1) * 1e6:,.0f} µs/request"
+          f"   WAL fsyncs over 25 ms: {single.get('slow_fsyncs', 0)}")
     print(f"batch (500/req): {events_per_s:8,.0f} events/s ({batch['rps']:.1f} req/s, p99 {batch['p99_ms']:.0f} ms)"
           f"   (target ≥50,000 events/s)  errors {batch['errors']}"
           f"   server CPU {batch['server_cpu_s'] / max(batch['requests'] * 500, 1) * 1e6:,.1f} µs/event"
@@ -412,7 +417,9 @@ def main() -> None:
     if stats_doc:
         print(f"server: {stats_doc['events_accepted']:,} events accepted, {stats_doc['wal']['group_commits']:,} fsync "
               f"groups ({stats_doc['events_accepted'] / max(stats_doc['wal']['group_commits'], 1):.1f} events/fsync), "
-              f"bus delivered {stats_doc['bus']['delivered']:,} dropped {stats_doc['bus']['dropped']:,}"
+              f"bus delivered {stats_doc['bus']['delivered']:,} dropped {stats_doc['bus']['dropped']:,}; "
+              f"WAL: slowest fsync {stats_doc['wal']['fsync_max_ms']:.1f} ms, "
+              f"{stats_doc['wal']['preallocated_segments']:,} of {stats_doc['wal']['segment']:,} segments preallocated"
               + (f", shipped to Redis {stats_doc['shipper']['shipped']:,}" if stats_doc.get("shipper") else ""))
     if worker_doc:
         print(f"worker: {worker_doc['store']['events']:,} events in the store, activator bus delivered "

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from micromoments.activation.bus import InProcessBus
-from micromoments.activation.wal import WriteAheadLog
+from micromoments.activation.wal import WriteAheadLog, segment_seq
 from micromoments.activation.wal_loader import LogSink, StoreLoader
 
 
@@ -34,7 +37,7 @@ def test_group_commit_shares_fsyncs_and_wakes_every_waiter(tmp_path: Path) -> No
 
 def test_recovery_cuts_a_torn_last_line_and_starts_a_new_segment(tmp_path: Path) -> None:
     d = tmp_path / "wal"
-    wal = WriteAheadLog(d)
+    wal = WriteAheadLog(d, preallocate=False)  # a plain, growing segment (see the next test)
     wal.write_sync(_event(1) + _event(2))
     seg = d / "wal-000000000001.jsonl"
     # What a kill -9 in the middle of a write leaves: half a line, never acknowledged.
@@ -45,6 +48,70 @@ def test_recovery_cuts_a_torn_last_line_and_starts_a_new_segment(tmp_path: Path)
     assert wal2.current_seq == 2 and [p.name for p in wal2.closed_segments()] == [seg.name]
     assert seg.read_bytes() == _event(1) + _event(2)
     wal2.close()
+
+
+def _wait_for_spare(wal: WriteAheadLog) -> None:
+    deadline = time.monotonic() + 10
+    while wal._spares.ready_count() == 0:
+        assert time.monotonic() < deadline, f"no spare segment made: {wal._spares.error}"
+        time.sleep(0.005)
+
+
+def test_preallocated_segments_are_overwritten_in_place_and_cut_when_closed(tmp_path: Path) -> None:
+    d = tmp_path / "wal"
+    wal = WriteAheadLog(d)
+    wal.write_sync(_event(1))
+    _wait_for_spare(wal)
+    wal.rotate()
+    first = d / "wal-000000000001.jsonl"
+    assert first.read_bytes() == _event(1)
+    data = _event(2) + _event(3)
+    wal.write_sync(data)
+    assert wal.spares_used == 1
+    seg = d / f"wal-{wal.current_seq:012d}.jsonl"
+    assert seg.stat().st_size > len(data) and seg.read_bytes()[len(data):].count(0) == seg.stat().st_size - len(data)
+    _wait_for_spare(wal)
+    wal.rotate()
+    # Closed: exactly its lines, so the loader and the shipper read plain JSON lines.
+    assert seg.read_bytes() == data
+    assert [p.name for p in wal.closed_segments()] == [first.name, seg.name]
+    wal.close()
+    assert sorted(p.name for p in d.iterdir()) == [first.name, seg.name]  # the unused spares are gone
+
+
+def test_recovery_after_a_crash_cuts_the_zeros_and_the_torn_line_of_a_preallocated_segment(tmp_path: Path) -> None:
+    d = tmp_path / "wal"
+    wal = WriteAheadLog(d)
+    wal.write_sync(_event(1))
+    _wait_for_spare(wal)
+    wal.rotate()
+    wal.write_sync(_event(2) + _event(3))
+    _wait_for_spare(wal)  # a ready spare (all zeros) is on disk too
+    seg = d / f"wal-{wal.current_seq:012d}.jsonl"
+    # What a kill -9 in the middle of a write leaves: half a line written over the zeros.
+    with open(seg, "r+b") as fh:
+        fh.seek(len(_event(2) + _event(3)))
+        fh.write(_event(4)[:25])
+    crash = tmp_path / "crash"
+    shutil.copytree(d, crash)  # the disk as the crash left it, taken while the log runs
+    wal.close()
+    names = sorted(p.name for p in crash.iterdir())
+    assert len(names) >= 3  # two segments and at least one spare
+    wal2 = WriteAheadLog(crash)
+    assert wal2.recovered_bytes_dropped == 25  # zeros are not counted as lost data
+    closed = wal2.closed_segments()
+    assert b"".join(p.read_bytes() for p in closed) == _event(1) + _event(2) + _event(3)
+    assert all(p.stat().st_size > 0 for p in closed)  # the all-zero spare was removed
+    assert wal2.current_seq == segment_seq(closed[-1]) + 1
+    wal2.write_sync(_event(5))
+    wal2.close()
+
+
+def test_an_append_with_a_nul_byte_is_refused(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path / "wal")
+    with pytest.raises(ValueError, match="NUL"):
+        wal.write_sync(b'{"type":"track","event":"a\x00b"}\n')
+    wal.close()
 
 
 def test_loader_survives_a_row_the_sql_cannot_load(tmp_path: Path) -> None:

@@ -109,6 +109,7 @@ class ServerConfig:
     wal_dir: str = "micromoments-wal"      # write-ahead log segments not yet in the store
     fsync: bool = True                     # False only for throwaway dev servers
     group_commit_ms: float = 0.0           # extra wait to gather more events per fsync
+    wal_preallocate: bool = True           # zero-fill the next WAL segments ahead (fast fsyncs on ext4/xfs)
     flush_interval_ms: int = 1000          # how often WAL segments move into the store
     dedupe_window: int = 1_000_000         # messageIds remembered in memory for idempotency
     bus: str = "inprocess"                 # or "redis://host:6379/0" (Redis Streams)

@@ -7,8 +7,14 @@ waiter of that group. Under load a group holds hundreds of events, so the fsync 
 shared; with no load an event waits for one fsync only.
 
 Closed segments (every segment but the open one) are what the store loader moves into the
-store and then deletes. After a crash, `WriteAheadLog` truncates a torn last line (it was
-never acknowledged) and starts a new segment, so everything in the directory is complete.
+store and then deletes. After a crash, `WriteAheadLog` cuts the zeros of a preallocated tail and
+a torn last line (neither was acknowledged) and starts a new segment, so everything in the
+directory is complete.
+
+Segments are preallocated (`wal_spares.SparePool`): a background thread writes the next ones full
+of zeros, so an acknowledgement's `fdatasync` overwrites synced blocks and does not wait for a
+journal commit behind other processes' writeback. A segment is cut to what it holds when it
+closes.
 
 >>> import tempfile
 >>> wal = WriteAheadLog(tempfile.mkdtemp())
@@ -30,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from micromoments.activation.wal_spares import SparePool, fsync_dir, remove_stale_spares
 from micromoments.errors import InputError
 
 __all__ = ["WriteAheadLog", "segment_seq"]
@@ -47,41 +54,61 @@ def _segment_name(seq: int) -> str:
     return f"wal-{seq:012d}.jsonl"
 
 
-def _fsync_dir(directory: Path) -> None:
-    # A new file's directory entry must reach the disk too, or a power cut can lose it.
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _first_nul(fh: Any, size: int) -> int:
+    """Offset of the first NUL byte (where a preallocated segment's unwritten zeros begin)."""
+    fh.seek(0)
+    pos = 0
+    while pos < size:
+        block = fh.read(1 << 20)
+        if not block:
+            break
+        nul = block.find(b"\0")
+        if nul >= 0:
+            return pos + nul
+        pos += len(block)
+    return size
 
 
 def _truncate_torn_tail(path: Path) -> int:
-    """Cut a segment back to its last complete line; returns the bytes removed."""
-    size = path.stat().st_size
-    if size == 0:
+    """Cut a segment back to its last complete line, preallocated zeros first.
+
+    Returns the bytes of a torn (never acknowledged) line that were removed; zeros don't count.
+    """
+    original = path.stat().st_size
+    if original == 0:
         return 0
     with open(path, "rb+") as fh:
-        fh.seek(size - 1)
-        if fh.read(1) == b"\n":
-            return 0
-        # Walk back to the last newline (a torn write is at most one group long).
-        pos, chunk = size, 65536
-        while pos > 0:
-            start = max(0, pos - chunk)
-            fh.seek(start)
-            block = fh.read(pos - start)
-            nl = block.rfind(b"\n")
-            if nl >= 0:
-                keep = start + nl + 1
-                break
-            pos = start
-        else:
+        size = _first_nul(fh, original)
+        keep = size
+        if size and not _ends_with_newline(fh, size):
+            # Walk back to the last newline (a torn write is at most one group long).
+            pos, chunk = size, 65536
             keep = 0
-        fh.truncate(keep)
-        fh.flush()
-        os.fsync(fh.fileno())
+            while pos > 0:
+                start = max(0, pos - chunk)
+                fh.seek(start)
+                nl = fh.read(pos - start).rfind(b"\n")
+                if nl >= 0:
+                    keep = start + nl + 1
+                    break
+                pos = start
+        if keep < original:
+            fh.truncate(keep)
+            fh.flush()
+            os.fsync(fh.fileno())
         return size - keep
+
+
+def _ends_with_newline(fh: Any, size: int) -> bool:
+    fh.seek(size - 1)
+    return fh.read(1) == b"\n"
+
+
+def _check_no_nul(data: bytes) -> None:
+    # Recovery reads the first NUL as the end of a preallocated segment's data.
+    if b"\0" in data:
+        raise ValueError("a WAL append cannot contain a NUL byte; JSON lines never do "
+                         "(serialise with json/orjson, which escape it as \\u0000)")
 
 
 class _Group:
@@ -113,11 +140,12 @@ class WriteAheadLog:
     `fsync=False` skips the fsync (a dev server: a crash of the machine, not of the
     process, can then lose the last events). `group_commit_ms` waits that long before
     each fsync to gather more appends; 0 relies on the natural grouping under load.
-    `segment_max_bytes` rotates a segment that grew that big.
+    `segment_max_bytes` rotates a segment that grew that big. `preallocate` writes the next
+    segments full of zeros ahead of time (see the module's docstring); it needs `fsync`.
     """
 
     def __init__(self, directory: str | Path, *, fsync: bool = True, group_commit_ms: float = 0.0,
-                 segment_max_bytes: int = 64 * 1024 * 1024):
+                 segment_max_bytes: int = 64 * 1024 * 1024, preallocate: bool = True):
         self.directory = Path(directory)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -128,21 +156,30 @@ class WriteAheadLog:
         self.group_commit_s = group_commit_ms / 1000.0
         self.segment_max_bytes = segment_max_bytes
         self.recovered_bytes_dropped = 0
+        remove_stale_spares(self.directory)
         existing = sorted(p for p in self.directory.iterdir() if segment_seq(p) is not None)
         for path in existing:
             self.recovered_bytes_dropped += _truncate_torn_tail(path)
         self.recovered_segments = [p for p in existing if p.stat().st_size > 0]
         for p in existing:
             if p.stat().st_size == 0:
-                p.unlink()
-        self._seq = max((segment_seq(p) or 0 for p in existing), default=0)
+                p.unlink()  # an unused spare, or a segment that never got a whole line
+        self._seq = max((segment_seq(p) or 0 for p in self.recovered_segments), default=0)
         self._fd = -1
         self._size = 0
+        self._capacity = 0  # preallocated bytes of the open segment (0: a plain, growing file)
+        self._spares: SparePool | None = None
         self._open_next()
+        if preallocate and fsync:
+            self._spares = SparePool(self.directory, name_for=_segment_name, first_seq=self._seq + 1,
+                                     max_bytes=segment_max_bytes)
+            self._spares.start()
         # Counters, read by /admin/stats.
         self.appends = 0
         self.groups = 0
         self.bytes_written = 0
+        self.fsync_max_ms = 0.0
+        self.fsyncs_over_25ms = 0
         self._pending: list[_Group] = []
         self._cond = threading.Condition()
         self._rotate_requested = False
@@ -154,14 +191,35 @@ class WriteAheadLog:
 
     # -- segments ---------------------------------------------------------------------------
     def _open_next(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
+        self._close_segment()
         self._seq += 1
-        path = self.directory / _segment_name(self._seq)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        spare = self._spares.claim(self._seq) if self._spares is not None else None
+        if spare is not None:
+            path, self._capacity, name_durable = spare
+            self._fd = os.open(path, os.O_WRONLY)  # overwritten in place, from offset 0
+        else:
+            path, self._capacity, name_durable = self.directory / _segment_name(self._seq), 0, False
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         self._size = 0
-        if self.fsync:
-            _fsync_dir(self.directory)
+        if self.fsync and not name_durable:
+            # A new file's directory entry must reach the disk too, or a power cut can lose it.
+            fsync_dir(self.directory)
+
+    def _close_segment(self) -> None:
+        if self._fd < 0:
+            return
+        if self._capacity > self._size:
+            # Readers get exact JSON lines; if a crash beats this, recovery cuts the zeros.
+            os.ftruncate(self._fd, self._size)
+        os.close(self._fd)
+        self._fd = -1
+        if self._spares is not None and self._size:
+            self._spares.want(2 * self._size)
+
+    @property
+    def spares_used(self) -> int:
+        """Segments that started preallocated (the others were plain, growing files)."""
+        return self._spares.claimed if self._spares is not None else 0
 
     @property
     def current_seq(self) -> int:
@@ -210,6 +268,7 @@ class WriteAheadLog:
 
         Call from a running event loop.
         """
+        _check_no_nul(data)
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         with self._cond:
@@ -221,6 +280,7 @@ class WriteAheadLog:
 
     def append(self, data: bytes, callback: Callable[[BaseException | None], None]) -> None:
         """Queue `data`; `callback(error_or_None)` runs on the writer thread after the fsync."""
+        _check_no_nul(data)
         with self._cond:
             self._check()
             self._pending.append(_Group(data, callback=callback))
@@ -270,11 +330,16 @@ class WriteAheadLog:
                         except Exception:  # a listener's bug must not stop the log
                             pass
                 self._wake(group, error)
-            if rotate or self._size >= self.segment_max_bytes:
+            if rotate or self._size >= self.segment_max_bytes or self._spare_used_up():
                 with self._cond:
                     if self._size:
                         self._open_next()
                     self._cond.notify_all()
+
+    def _spare_used_up(self) -> bool:
+        # Past its zeros a segment grows, and each fsync commits the journal: move on if we can.
+        return (self._spares is not None and 0 < self._capacity <= self._size
+                and self._spares.ready_count() > 0)
 
     def _write(self, buf: bytes) -> None:
         view = memoryview(buf)
@@ -282,7 +347,13 @@ class WriteAheadLog:
             n = os.write(self._fd, view)
             view = view[n:]
         if self.fsync:
+            started = time.perf_counter()
             os.fdatasync(self._fd)
+            ms = (time.perf_counter() - started) * 1000.0
+            if ms > self.fsync_max_ms:
+                self.fsync_max_ms = ms
+            if ms > 25.0:
+                self.fsyncs_over_25ms += 1
         self._size += len(buf)
         self.bytes_written += len(buf)
         self.groups += 1
@@ -311,9 +382,10 @@ class WriteAheadLog:
             self._closing = True
             self._cond.notify_all()
         self._thread.join(timeout=30)
+        if self._spares is not None:
+            self._spares.close()
         if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+            self._close_segment()
             current = self.directory / _segment_name(self._seq)
             if current.exists() and current.stat().st_size == 0:
                 current.unlink()

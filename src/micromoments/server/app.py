@@ -115,7 +115,8 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
                 api.collector = None
                 parts.close()
             return
-        wal = WriteAheadLog(wal_dir, fsync=server.fsync, group_commit_ms=server.group_commit_ms)
+        wal = WriteAheadLog(wal_dir, fsync=server.fsync, group_commit_ms=server.group_commit_ms,
+                            preallocate=server.wal_preallocate)
         the_bus = bus if bus is not None else make_bus(server.bus)
         loader = StoreLoader(wal, store_path, config=config, interval_ms=server.flush_interval_ms, log_sink=sink,
                              store=opened.pop() if opened else None)
@@ -265,6 +266,8 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
             "sources": dict(collector.by_source),
             "wal": {"appends": wal.appends, "group_commits": wal.groups, "bytes": wal.bytes_written,
                     "segment": wal.current_seq, "pending_segments": loader.pending_segments(),
+                    "fsync_max_ms": round(wal.fsync_max_ms, 3), "fsyncs_over_25ms": wal.fsyncs_over_25ms,
+                    "preallocated_segments": wal.spares_used,
                     "dedupe_ids": len(collector.dedupe)},
             "store": {"path": store_path, "events": in_store, "loaded": loader.loaded,
                       "duplicates": loader.duplicates, "quarantined": loader.quarantined,
@@ -402,7 +405,8 @@ def _start_scale_out(app: FastAPI, api: Api, config: Config, role: str, wal_dir:
     server = config.server
     url, stream = server.bus, server.bus_stream
     parts = _ScaleOut()
-    wal = WriteAheadLog(wal_dir, fsync=server.fsync, group_commit_ms=server.group_commit_ms)
+    wal = WriteAheadLog(wal_dir, fsync=server.fsync, group_commit_ms=server.group_commit_ms,
+                            preallocate=server.wal_preallocate)
     out_bus = RedisStreamsBus(url, stream=stream)
     shipper = WalShipper(wal, out_bus, interval_ms=server.flush_interval_ms)
     if wal.recovered_segments:
