@@ -141,3 +141,17 @@ def test_in_process_bus_keeps_order_and_counts_drops() -> None:
     assert bus.drain(5)
     assert seen == list(range(5)) and bus.dropped == 0
     bus.close()
+
+
+def test_shipper_joins_whole_groups_in_order_into_bounded_entries() -> None:
+    from micromoments.activation.bus import _joined
+
+    groups = [_event(i) * (1 + i % 3) for i in range(40)]
+    size = len(groups[0]) * 5
+    entries = _joined(groups, size)
+    assert b"".join(entries) == b"".join(groups)  # nothing lost, order kept
+    assert len(entries) > 1
+    # Each entry is whole groups and stays within the limit unless one group alone is bigger.
+    assert all(e.endswith(b"\n") and (len(e) <= size) for e in entries)
+    assert _joined([b"x" * 10], 4) == [b"x" * 10]
+    assert _joined([], 4) == []
