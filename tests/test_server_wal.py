@@ -57,12 +57,18 @@ def _wait_for_spare(wal: WriteAheadLog) -> None:
         time.sleep(0.005)
 
 
-def test_preallocated_segments_are_overwritten_in_place_and_cut_when_closed(tmp_path: Path) -> None:
-    d = tmp_path / "wal"
+def _log_writing_into_a_spare(d: Path) -> WriteAheadLog:
+    """A log whose first segment holds event 1 and whose open segment was preallocated."""
     wal = WriteAheadLog(d)
     wal.write_sync(_event(1))
     _wait_for_spare(wal)
     wal.rotate()
+    return wal
+
+
+def test_preallocated_segments_are_overwritten_in_place_and_cut_when_closed(tmp_path: Path) -> None:
+    d = tmp_path / "wal"
+    wal = _log_writing_into_a_spare(d)
     first = d / "wal-000000000001.jsonl"
     assert first.read_bytes() == _event(1)
     data = _event(2) + _event(3)
@@ -81,10 +87,7 @@ def test_preallocated_segments_are_overwritten_in_place_and_cut_when_closed(tmp_
 
 def test_recovery_after_a_crash_cuts_the_zeros_and_the_torn_line_of_a_preallocated_segment(tmp_path: Path) -> None:
     d = tmp_path / "wal"
-    wal = WriteAheadLog(d)
-    wal.write_sync(_event(1))
-    _wait_for_spare(wal)
-    wal.rotate()
+    wal = _log_writing_into_a_spare(d)
     wal.write_sync(_event(2) + _event(3))
     _wait_for_spare(wal)  # a ready spare (all zeros) is on disk too
     seg = d / f"wal-{wal.current_seq:012d}.jsonl"
@@ -168,10 +171,7 @@ def _thread_write_bytes(native_id: int) -> int | None:
 def test_an_acknowledgement_into_a_preallocated_segment_writes_a_page_not_the_segment(tmp_path: Path) -> None:
     # A spare written with big writes gets big page-cache folios; then every small group's
     # fsync wrote back a whole MiB. The disk writes per acknowledgement show it.
-    wal = WriteAheadLog(tmp_path / "wal")
-    wal.write_sync(_event(0))
-    _wait_for_spare(wal)
-    wal.rotate()
+    wal = _log_writing_into_a_spare(tmp_path / "wal")
     before = _thread_write_bytes(wal._thread.native_id)
     if before is None:
         wal.close()
