@@ -61,8 +61,8 @@ class SparePool:
     """Keeps up to `ready` zero-filled segments ahead of the writer.
 
     `claim(seq)` hands the writer the spare named for `seq` when there is one, else None; from then on the pool never touches that sequence number. The size of the
-    next spares follows the writer: `want(nbytes)` (the WAL asks for twice what its last segment
-    held, so an idle server does not write megabytes of zeros a second).
+    next spares follows the writer: `want(nbytes)` (the WAL asks for a quarter more than its last
+    segment held, so an idle server does not write megabytes of zeros a second).
     """
 
     def __init__(self, directory: str | Path, *, name_for: Callable[[int], str], first_seq: int,
