@@ -237,9 +237,13 @@ def main() -> None:
                         help="--split: stop the worker (SIGSTOP) during the single and batch phases, as if it ran "
                              "on another machine; it catches up after each (checked: every event in the store)")
     parser.add_argument("--store-dir", default=None,
-                        help="put the DuckDB store in a new folder under this one (e.g. /dev/shm: off the WAL's disk)")
-    parser.add_argument("--no-preallocate", action="store_true",
-                        help="plain growing WAL segments (the old way) instead of zero-filled spares")
+                        help="put the DuckDB store and the worker's data folder in a new folder under this one "
+                             "(e.g. /dev/shm: off the collector WAL's disk, as on separate machines)")
+    parser.add_argument("--fsync-interval-ms", type=float, default=0.0,
+                        help="[server] fsync_interval_ms: 0 = fsync before each 200 (default); N = 200 once "
+                             "written (survives kill -9), fsync every N ms (power loss can lose ~N ms)")
+    parser.add_argument("--preallocate", action="store_true",
+                        help="[server] wal_preallocate: zero-filled WAL segments made ahead (default: plain files)")
     parser.add_argument("--phases", default="single,batch,decide",
                         help="which phases to run, comma-separated (e.g. `batch` to profile only that path)")
     args = parser.parse_args()
@@ -266,7 +270,8 @@ def main() -> None:
     (tmp / "micromoments.toml").write_text(
         f'[store]\npath = "{store_dir / "store.duckdb"}"\n\n[server]\nwrite_keys = {{"{KEY}" = "bench"}}\n'
         f'admin_tokens = ["bench-admin"]\nrate_limit_per_second = 0.0\nwal_dir = "{tmp / "wal"}"\n'
-        "flush_interval_ms = 1000\n" + f"wal_preallocate = {'false' if args.no_preallocate else 'true'}\n" + extra)
+        "flush_interval_ms = 1000\n" + f"wal_preallocate = {'true' if args.preallocate else 'false'}\n"
+        f"fsync_interval_ms = {args.fsync_interval_ms}\n" + extra)
     cmd = [str(exe), "serve", "--config", str(tmp / "micromoments.toml"), "--port", str(port)]
     if args.no_activator:
         cmd.append("--no-activator")
@@ -274,7 +279,7 @@ def main() -> None:
     if args.split:
         time.sleep(0.5)
         nice = ["nice", "-n", str(args.worker_nice)] if args.worker_nice else []
-        worker = subprocess.Popen([*nice, *cmd[:-1], str(wport), "--role", "worker", "--data-dir", str(tmp / "worker")],
+        worker = subprocess.Popen([*nice, *cmd[:-1], str(wport), "--role", "worker", "--data-dir", str(store_dir / "worker")],
                                   stdout=open(tmp / "worker.log", "wb"), stderr=subprocess.STDOUT,
                                   start_new_session=True)
         cmd += ["--role", "collector", "--data-dir", str(tmp / "collector")]
@@ -391,11 +396,13 @@ def main() -> None:
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} (shared with other jobs)")
     print(f"load generator: {'wrk' if use_wrk else 'asyncio client'} in its own process; activator "
-          f"{'off' if args.no_activator else 'on'}; WAL fsync on; every event a new messageId; "
+          f"{'off' if args.no_activator else 'on'}; "
+          f"{f'WAL fsync every {args.fsync_interval_ms:g} ms' if args.fsync_interval_ms else 'WAL fsync before each 200'}; "
+          f"every event a new messageId; "
           f"{'split: collector process <- load, worker process + redis-server behind it' if args.split else 'one process (role all)'}"
           f"{f' (worker at nice {args.worker_nice})' if args.worker_nice else ''}"
           f"{' (worker paused during single and batch)' if args.pause_worker else ''}"
-          f"{f'; store in {args.store_dir}' if args.store_dir else ''}")
+          f"{f'; store and worker data in {args.store_dir}' if args.store_dir else ''}")
     if worker is not None:
         print(f"worker process CPU during the phases: single {single['worker_cpu_s']:.1f} s, "
               f"batch {batch['worker_cpu_s']:.1f} s, decide {decide['worker_cpu_s']:.1f} s")

@@ -37,7 +37,7 @@ def test_group_commit_shares_fsyncs_and_wakes_every_waiter(tmp_path: Path) -> No
 
 def test_recovery_cuts_a_torn_last_line_and_starts_a_new_segment(tmp_path: Path) -> None:
     d = tmp_path / "wal"
-    wal = WriteAheadLog(d, preallocate=False)  # a plain, growing segment (see the next test)
+    wal = WriteAheadLog(d)  # a plain, growing segment (preallocated ones: see below)
     wal.write_sync(_event(1) + _event(2))
     seg = d / "wal-000000000001.jsonl"
     # What a kill -9 in the middle of a write leaves: half a line, never acknowledged.
@@ -59,7 +59,7 @@ def _wait_for_spare(wal: WriteAheadLog, count: int = 1) -> None:
 
 def _log_writing_into_a_spare(d: Path) -> WriteAheadLog:
     """A log whose first segment holds event 1 and whose open segment was preallocated."""
-    wal = WriteAheadLog(d)
+    wal = WriteAheadLog(d, preallocate=True)
     wal.write_sync(_event(1))
     _wait_for_spare(wal)
     wal.rotate()
@@ -100,7 +100,7 @@ def test_recovery_after_a_crash_cuts_the_zeros_and_the_torn_line_of_a_preallocat
     wal.close()
     names = sorted(p.name for p in crash.iterdir())
     assert len(names) >= 3  # two segments and at least one spare
-    wal2 = WriteAheadLog(crash)
+    wal2 = WriteAheadLog(crash, preallocate=True)
     assert wal2.recovered_bytes_dropped == 25  # zeros are not counted as lost data
     closed = wal2.closed_segments()
     assert b"".join(p.read_bytes() for p in closed) == _event(1) + _event(2) + _event(3)
@@ -182,3 +182,55 @@ def test_an_acknowledgement_into_a_preallocated_segment_writes_a_page_not_the_se
     assert wal.spares_used == 1
     wal.close()
     assert written / 300 < 32 * 1024, f"{written / 300:,.0f} bytes written per acknowledgement"
+
+
+def test_interval_mode_acknowledges_before_the_fsync_and_the_syncer_catches_up(tmp_path: Path, monkeypatch) -> None:
+    import threading
+
+    import micromoments.activation.wal as wal_module
+
+    synced_by: list[str] = []
+    real = os.fdatasync
+
+    def recording(fd: int) -> None:
+        synced_by.append(threading.current_thread().name)
+        real(fd)
+
+    monkeypatch.setattr(wal_module.os, "fdatasync", recording)
+    wal = WriteAheadLog(tmp_path / "wal", sync_interval_ms=20)
+    open_fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    for i in range(50):
+        wal.write_sync(_event(i))  # answered once written: no fsync on the writer thread
+        if i % 10 == 9:
+            wal.rotate()  # closed segments go to the syncer, which syncs and closes them
+    deadline = time.monotonic() + 10
+    while wal.syncs < 3:
+        assert time.monotonic() < deadline, "the syncer never ran"
+        time.sleep(0.01)
+    wal.close()
+    # The acknowledging thread never waited for a sync: the syncer (and close) did them all.
+    assert "wal-writer" not in synced_by and "wal-syncer" in synced_by
+    lines = b"".join(p.read_bytes() for p in sorted((tmp_path / "wal").glob("wal-*.jsonl"))).splitlines()
+    assert [orjson.loads(line)["messageId"] for line in lines] == [f"m{i}" for i in range(50)]
+    if open_fds is not None:  # every retired segment's descriptor was closed
+        assert len(os.listdir("/proc/self/fd")) <= open_fds
+
+
+def test_interval_mode_stops_acknowledging_after_a_failed_fsync(tmp_path: Path, monkeypatch) -> None:
+    import micromoments.activation.wal as wal_module
+
+    wal = WriteAheadLog(tmp_path / "wal", sync_interval_ms=10)
+    wal.write_sync(_event(1))
+
+    def broken(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(wal_module.os, "fdatasync", broken)
+    deadline = time.monotonic() + 10
+    while wal._error is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    with pytest.raises(OSError, match="write-ahead log failed"):
+        wal.write_sync(_event(2))
+    monkeypatch.undo()
+    wal.close()

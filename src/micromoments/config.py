@@ -108,8 +108,9 @@ class ServerConfig:
     max_batch_bytes: int = 500 * 1024      # per /v1/batch request (events: ingest.max_event_bytes)
     wal_dir: str = "micromoments-wal"      # write-ahead log segments not yet in the store
     fsync: bool = True                     # False only for throwaway dev servers
+    fsync_interval_ms: float = 0.0         # 0: fsync before each 200; N: 200 once written, fsync every N ms
     group_commit_ms: float = 0.0           # extra wait to gather more events per fsync
-    wal_preallocate: bool = True           # zero-fill the next WAL segments ahead (fast fsyncs on ext4/xfs)
+    wal_preallocate: bool = False          # zero-fill the next WAL segments ahead (docs/deploy.md: when it pays)
     flush_interval_ms: int = 1000          # how often WAL segments move into the store
     dedupe_window: int = 1_000_000         # messageIds remembered in memory for idempotency
     bus: str = "inprocess"                 # or "redis://host:6379/0" (Redis Streams)

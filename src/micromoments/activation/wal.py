@@ -143,10 +143,16 @@ class WriteAheadLog:
     each fsync to gather more appends; 0 relies on the natural grouping under load.
     `segment_max_bytes` rotates a segment that grew that big. `preallocate` writes the next
     segments full of zeros ahead of time (see the module's docstring); it needs `fsync`.
+
+    `sync_interval_ms` > 0 trades durability for latency, as Redis's `appendfsync everysec`
+    does: an append is acknowledged once it is written to the OS (it survives a `kill -9` of
+    the process) and a background thread `fdatasync`s every that many ms, so a power loss can
+    lose about that much. 0 (the default) fsyncs before every acknowledgement.
     """
 
     def __init__(self, directory: str | Path, *, fsync: bool = True, group_commit_ms: float = 0.0,
-                 segment_max_bytes: int = 64 * 1024 * 1024, preallocate: bool = True):
+                 segment_max_bytes: int = 64 * 1024 * 1024, preallocate: bool = False,
+                 sync_interval_ms: float = 0.0):
         self.directory = Path(directory)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -154,6 +160,12 @@ class WriteAheadLog:
             raise InputError(f"cannot create the WAL directory: {exc}", where=str(self.directory),
                              hint="set [server] wal_dir to a writable directory") from exc
         self.fsync = fsync
+        self.sync_interval_s = sync_interval_ms / 1000.0 if fsync else 0.0
+        self._sync_per_ack = fsync and self.sync_interval_s <= 0
+        self._retired: list[int] = []  # closed segments' fds the syncer syncs, then closes
+        self._dir_dirty = False
+        self._sync_lock = threading.Lock()
+        self._sync_stop = threading.Event()
         self.group_commit_s = group_commit_ms / 1000.0
         self.segment_max_bytes = segment_max_bytes
         self.recovered_bytes_dropped = 0
@@ -184,6 +196,7 @@ class WriteAheadLog:
         self.bytes_written = 0
         self.fsync_max_ms = 0.0
         self.fsyncs_over_25ms = 0
+        self.syncs = 0  # background sync rounds (sync_interval_ms > 0)
         self._pending: list[_Group] = []
         self._cond = threading.Condition()
         self._rotate_requested = False
@@ -192,6 +205,10 @@ class WriteAheadLog:
         self._durable_listeners: list[Callable[[int, bytes], None]] = []
         self._thread = threading.Thread(target=self._run, name="wal-writer", daemon=True)
         self._thread.start()
+        self._syncer: threading.Thread | None = None
+        if self.sync_interval_s > 0:
+            self._syncer = threading.Thread(target=self._sync_loop, name="wal-syncer", daemon=True)
+            self._syncer.start()
 
     # -- segments ---------------------------------------------------------------------------
     def _open_next(self) -> None:
@@ -207,7 +224,10 @@ class WriteAheadLog:
         self._size = 0
         if self.fsync and not name_durable:
             # A new file's directory entry must reach the disk too, or a power cut can lose it.
-            fsync_dir(self.directory)
+            if self._sync_per_ack:
+                fsync_dir(self.directory)
+            else:
+                self._dir_dirty = True
 
     def _close_segment(self) -> None:
         if self._fd < 0:
@@ -215,7 +235,11 @@ class WriteAheadLog:
         if self._capacity > self._size:
             # Readers get exact JSON lines; if a crash beats this, recovery cuts the zeros.
             os.ftruncate(self._fd, self._size)
-        os.close(self._fd)
+        if self.sync_interval_s > 0:
+            with self._sync_lock:
+                self._retired.append(self._fd)  # synced (then closed) by the syncer, off the ack path
+        else:
+            os.close(self._fd)
         self._fd = -1
         if self._spares is not None and self._size:
             self._spares.want(self._size + self._size // 4)  # segments hold ~flush_interval_ms of log
@@ -345,17 +369,48 @@ class WriteAheadLog:
         while view:
             n = os.write(self._fd, view)
             view = view[n:]
-        if self.fsync:
-            started = time.perf_counter()
-            os.fdatasync(self._fd)
-            ms = (time.perf_counter() - started) * 1000.0
-            if ms > self.fsync_max_ms:
-                self.fsync_max_ms = ms
-            if ms > 25.0:
-                self.fsyncs_over_25ms += 1
+        if self._sync_per_ack:
+            self._timed_fdatasync(self._fd)
         self._size += len(buf)
         self.bytes_written += len(buf)
         self.groups += 1
+
+    def _timed_fdatasync(self, fd: int) -> None:
+        started = time.perf_counter()
+        os.fdatasync(fd)
+        ms = (time.perf_counter() - started) * 1000.0
+        if ms > self.fsync_max_ms:
+            self.fsync_max_ms = ms
+        if ms > 25.0:
+            self.fsyncs_over_25ms += 1
+
+    # -- the syncer thread (sync_interval_ms > 0) --------------------------------------------
+    def _sync_loop(self) -> None:
+        while not self._sync_stop.wait(self.sync_interval_s):
+            try:
+                self.sync_now()
+            except OSError as exc:  # as PostgreSQL: after a failed fsync nothing more is acknowledged
+                self._error = exc
+                return
+
+    def sync_now(self) -> None:
+        """Make everything written so far durable (the syncer calls this every interval)."""
+        with self._cond:  # the writer cannot close or swap the open segment meanwhile
+            current = os.dup(self._fd) if self._fd >= 0 else -1
+            dir_dirty, self._dir_dirty = self._dir_dirty, False
+        with self._sync_lock:
+            retired, self._retired = self._retired, []
+        try:
+            for fd in (*retired, current):
+                if fd >= 0:
+                    self._timed_fdatasync(fd)
+            if dir_dirty:
+                fsync_dir(self.directory)
+            self.syncs += 1
+        finally:
+            for fd in (*retired, current):
+                if fd >= 0:
+                    os.close(fd)
 
     def _wake(self, group: list[_Group], error: BaseException | None) -> None:
         self.appends += len(group)
@@ -383,8 +438,13 @@ class WriteAheadLog:
         self._thread.join(timeout=30)
         if self._spares is not None:
             self._spares.close()
+        if self._syncer is not None:
+            self._sync_stop.set()
+            self._syncer.join(timeout=30)
         if self._fd >= 0:
             self._close_segment()
+            if self.sync_interval_s > 0:
+                self.sync_now()
             current = self.directory / _segment_name(self._seq)
             if current.exists() and current.stat().st_size == 0:
                 current.unlink()

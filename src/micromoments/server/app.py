@@ -116,7 +116,7 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
                 parts.close()
             return
         wal = WriteAheadLog(wal_dir, fsync=server.fsync, group_commit_ms=server.group_commit_ms,
-                            preallocate=server.wal_preallocate)
+                            preallocate=server.wal_preallocate, sync_interval_ms=server.fsync_interval_ms)
         the_bus = bus if bus is not None else make_bus(server.bus)
         loader = StoreLoader(wal, store_path, config=config, interval_ms=server.flush_interval_ms, log_sink=sink,
                              store=opened.pop() if opened else None)
@@ -406,7 +406,7 @@ def _start_scale_out(app: FastAPI, api: Api, config: Config, role: str, wal_dir:
     url, stream = server.bus, server.bus_stream
     parts = _ScaleOut()
     wal = WriteAheadLog(wal_dir, fsync=server.fsync, group_commit_ms=server.group_commit_ms,
-                            preallocate=server.wal_preallocate)
+                            preallocate=server.wal_preallocate, sync_interval_ms=server.fsync_interval_ms)
     out_bus = RedisStreamsBus(url, stream=stream)
     shipper = WalShipper(wal, out_bus, interval_ms=server.flush_interval_ms)
     if wal.recovered_segments:
