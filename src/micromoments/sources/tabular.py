@@ -252,14 +252,19 @@ def iter_csv_chunks(
         stream.close()
 
 
+def _open_parquet(path: str | Path) -> pq.ParquetFile:
+    """The file's Parquet reader, or an InputError naming the file (not Parquet, unreadable)."""
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"cannot read as Parquet: {exc}", where=str(path)) from exc
+
+
 def iter_parquet_chunks(
     path: str | Path, *, batch_rows: int = 250_000, on_progress: Callable[[int], None] | None = None
 ) -> Iterator[RowChunk]:
     """Stream a Parquet file in record batches, numbering rows from 1."""
-    try:
-        pf = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"cannot read as Parquet: {exc}", where=str(path)) from exc
+    pf = _open_parquet(path)
     next_row = 1
     done_rows = 0
     total = max(pf.metadata.num_rows, 1)
@@ -288,10 +293,7 @@ def parquet_row_ranges(path: str | Path, *, rows: int = 250_000) -> list[tuple[i
     >>> parquet_row_ranges(p, rows=6)
     [(1, 6), (7, 10)]
     """
-    try:
-        meta = pq.ParquetFile(path).metadata
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"cannot read as Parquet: {exc}", where=str(path)) from exc
+    meta = _open_parquet(path).metadata
     ranges: list[tuple[int, int]] = []
     start = end = 0  # 0-based [start, end) of the chunk being gathered
     for i in range(meta.num_row_groups):
@@ -336,19 +338,13 @@ def tabular_kinds(path: str | Path, fmt: str) -> dict[str, str]:
     """`column_kinds` of a Parquet file; CSV/TSV columns are all read as text ({})."""
     if fmt != "parquet":
         return {}
-    try:
-        return column_kinds(pq.ParquetFile(path).schema_arrow)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"cannot read as Parquet: {exc}", where=str(path)) from exc
+    return column_kinds(_open_parquet(path).schema_arrow)
 
 
 def tabular_columns(path: str | Path, fmt: str, delimiter: str = ",") -> list[str]:
     """The column names of a CSV/TSV or Parquet file."""
     if fmt == "parquet":
-        try:
-            return pq.ParquetFile(path).schema_arrow.names
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise InputError(f"cannot read as Parquet: {exc}", where=str(path)) from exc
+        return _open_parquet(path).schema_arrow.names
 
 
     # The header alone: a malformed row further down must not stop the mapping check.
