@@ -235,6 +235,15 @@ class _Loader:
         return (f"(SELECT {_JOINED_COLS} FROM ({wide}) f POSITIONAL JOIN {narrow} n "
                 "WHERE f.line_no = n.line_no)")
 
+    def _wide_rows(self, table: str, after: int = -1, upto: int | None = None) -> str:
+        """A scratch table's rows after `after` (up to `upto`) with every staged column: read
+        from the file beside a narrow table (`_file_relation`), from the table itself otherwise."""
+        if table in self.file_rows:
+            return self._file_relation(table, after, upto)
+        if after < 0 and upto is None:
+            return table
+        return f"(SELECT * FROM {table} WHERE rowid > {after}{'' if upto is None else f' AND rowid <= {upto}'})"
+
     def _fill_raw(self, staged: str, relation: str, expr: str) -> None:
         """Give the scratch table's rejects their raw text: `raw` is left NULL while mapping
         (carrying every line through it costs more than the rest of the mapping), and
@@ -300,11 +309,13 @@ class _Loader:
             '"source"', f"{sql_literal(self.source)} AS \"source\"", 1)
 
     def _carried(self, columns: str | None = None) -> str:
-        """The carried rows (by default all canonical columns), as one relation."""
+        """The carried rows (by default all canonical columns), as one relation.
+
+        Named `columns` (ids) are read from the scratch tables themselves, narrow or not."""
         return " UNION ALL ".join(
-            f"SELECT {self._event_select()} FROM {self._file_relation(table, after)} WHERE {_KEEP}"
-            if table in self.file_rows and columns is None  # a narrow table: the rest from the file
-            else f"SELECT {columns or self._event_select()} FROM {table} WHERE {_KEEP} AND {self._key(table)} > {after}"
+            f"SELECT {columns} FROM {table} WHERE {_KEEP} AND {self._key(table)} > {after}"
+            if columns is not None
+            else f"SELECT {self._event_select()} FROM {self._wide_rows(table, after)} WHERE {_KEEP}"
             for table, after in self.carry)
 
     def _key(self, table: str) -> str:
@@ -375,10 +386,7 @@ class _Loader:
             key = self._key(staged)
             after = con.execute(f"SELECT {key} FROM {staged} WHERE {_KEEP} ORDER BY {key} "
                                 f"LIMIT 1 OFFSET {take - self.carried - 1}").fetchone()[0]
-            parts.append(
-                f"SELECT {self._event_select()} FROM {self._file_relation(staged, upto=after)} WHERE {_KEEP}"
-                if staged in self.file_rows
-                else f"SELECT {self._event_select()} FROM {staged} WHERE {_KEEP} AND rowid <= {after}")
+            parts.append(f"SELECT {self._event_select()} FROM {self._wide_rows(staged, upto=after)} WHERE {_KEEP}")
         inserted = con.execute(f"INSERT INTO events ({_EVENT_COLS}) " + " UNION ALL ".join(parts)).fetchone()[0]
         if inserted != take:  # e.g. a file changed under us: its rows no longer line up with the staged
             raise InputError(f"stored {inserted} rows where {take} were staged", where=self.source,
@@ -400,7 +408,7 @@ class _Loader:
             # Nothing stored (a small or repetitive chunk): the new rows join a compact copy,
             # so scratch tables of mostly repeated rows do not pile up.
             carry = f"{self.scratch}._carry"
-            rows = self._file_relation(staged) if staged in self.file_rows else staged  # wide rows, as staged
+            rows = self._wide_rows(staged)
             if not any(table == carry for table, _ in self.carry):
                 con.execute(f"CREATE OR REPLACE TABLE {carry} AS SELECT * FROM {rows} WHERE {_KEEP}")
             else:
