@@ -33,7 +33,7 @@ from micromoments.activation.bus import EventBus, RedisStreamsBus, WalShipper, m
 from micromoments.activation.live_events import canonical_event
 from micromoments.activation.wal import WriteAheadLog
 from micromoments.activation.wal_loader import LogForwarder, LogSink, StoreLoader
-from micromoments.config import Config
+from micromoments.config import Config, ServerConfig
 from micromoments.errors import ConfigError
 from micromoments.server import models
 from micromoments.server.auth import AdminTokens, RateLimiter, WriteKeys
@@ -115,8 +115,7 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
                 api.collector = None
                 parts.close()
             return
-        wal = WriteAheadLog(wal_dir, fsync=server.fsync, group_commit_ms=server.group_commit_ms,
-                            preallocate=server.wal_preallocate, sync_interval_ms=server.fsync_interval_ms)
+        wal = _collector_wal(wal_dir, server)
         the_bus = bus if bus is not None else make_bus(server.bus)
         loader = StoreLoader(wal, store_path, config=config, interval_ms=server.flush_interval_ms, log_sink=sink,
                              store=opened.pop() if opened else None)
@@ -389,6 +388,12 @@ class _ScaleOut:
                 log.exception("shutting down %s failed", getattr(fn, "__qualname__", fn))
 
 
+def _collector_wal(wal_dir: str | Path, server: ServerConfig) -> WriteAheadLog:
+    """The WAL the collector acknowledges from, with `[server]`'s durability settings."""
+    return WriteAheadLog(wal_dir, fsync=server.fsync, group_commit_ms=server.group_commit_ms,
+                         preallocate=server.wal_preallocate, sync_interval_ms=server.fsync_interval_ms)
+
+
 def _start_scale_out(app: FastAPI, api: Api, config: Config, role: str, wal_dir: Path, store_path: str,
                      activator: Any, sink: LogSink, bus: EventBus | None, store: Store | None) -> _ScaleOut:
     """Start a `collector` or `worker` process (both need a Redis bus).
@@ -405,8 +410,7 @@ def _start_scale_out(app: FastAPI, api: Api, config: Config, role: str, wal_dir:
     server = config.server
     url, stream = server.bus, server.bus_stream
     parts = _ScaleOut()
-    wal = WriteAheadLog(wal_dir, fsync=server.fsync, group_commit_ms=server.group_commit_ms,
-                            preallocate=server.wal_preallocate, sync_interval_ms=server.fsync_interval_ms)
+    wal = _collector_wal(wal_dir, server)
     out_bus = RedisStreamsBus(url, stream=stream)
     shipper = WalShipper(wal, out_bus, interval_ms=server.flush_interval_ms)
     if wal.recovered_segments:
