@@ -11,10 +11,10 @@ store and then deletes. After a crash, `WriteAheadLog` cuts the zeros of a preal
 a torn last line (neither was acknowledged) and starts a new segment, so everything in the
 directory is complete.
 
-Segments are preallocated (`wal_spares.SparePool`): a background thread writes the next ones full
+With `preallocate=True` (`wal_spares.SparePool`) a background thread writes the next segments full
 of zeros, so an acknowledgement's `fdatasync` overwrites synced blocks and does not wait for a
-journal commit behind other processes' writeback. A segment is cut to what it holds when it
-closes.
+journal commit behind other processes' writeback; a segment is cut to what it holds when it
+closes. It is off by default: in the whole server on our benchmark VM it did not help (docs/deploy.md).
 
 >>> import tempfile
 >>> wal = WriteAheadLog(tempfile.mkdtemp())

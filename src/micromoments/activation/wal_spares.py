@@ -6,7 +6,9 @@ process's writeback on the disk (a 1.5 GB copy next to the collector pushed sing
 from 6 ms to 0.1-0.7 s). An `fdatasync` after *overwriting* blocks that were already written
 and synced only writes those blocks. So, as PostgreSQL does with its WAL segments
 (`wal_init_zero`), a background thread writes the next segments full of zeros and syncs them
-while the current one is in use; the writer then overwrites them in place.
+while the current one is in use; the writer then overwrites them in place. (Measured: it helps
+`benchmarks/wal_fsync.py` next to a heavy writer, not the whole server on our VM, whose fsync
+stalls come from the host; so `[server] wal_preallocate` is off by default.)
 
 A spare is made under a temporary name and renamed to the segment name it will have
 (`wal-<seq>.jsonl`, a sequence number the writer has not reached) only once its zeros and the
