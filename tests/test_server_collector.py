@@ -277,3 +277,16 @@ def test_serve_refuses_to_start_without_write_keys(tmp_path: Path, monkeypatch) 
     result = CliRunner().invoke(app, ["serve", "--db", str(tmp_path / "s.duckdb")])
     assert result.exit_code == 2
     assert "no write keys configured" in result.output and "--dev" in result.output
+
+
+def test_serve_refuses_a_negative_fsync_interval_in_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from micromoments.cli import app
+
+    config = tmp_path / "micromoments.toml"
+    config.write_text('[server]\nfsync_interval_ms = -5\nwrite_keys = {"k" = "web"}\n')
+    result = CliRunner().invoke(app, ["serve", "--config", str(config), "--db", str(tmp_path / "s.duckdb")])
+    assert result.exit_code == 2
+    assert "[server] fsync_interval_ms" in result.output and str(config) in result.output
+    assert "must be 0 or more" in result.output

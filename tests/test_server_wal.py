@@ -234,3 +234,12 @@ def test_interval_mode_stops_acknowledging_after_a_failed_fsync(tmp_path: Path, 
         wal.write_sync(_event(2))
     monkeypatch.undo()
     wal.close()
+
+
+def test_a_negative_fsync_interval_is_refused_with_the_setting_named(tmp_path: Path) -> None:
+    from micromoments.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="fsync interval") as info:
+        WriteAheadLog(tmp_path / "wal", sync_interval_ms=-5)
+    assert info.value.where == "[server] fsync_interval_ms"
+    assert not (tmp_path / "wal").exists() or not list((tmp_path / "wal").iterdir())

@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from micromoments.activation.wal_spares import SparePool, fsync_dir, remove_stale_spares
-from micromoments.errors import InputError
+from micromoments.errors import ConfigError, InputError
 
-__all__ = ["WriteAheadLog", "segment_seq"]
+__all__ = ["WriteAheadLog", "check_sync_interval", "segment_seq"]
 
 SPARE_MAX_BYTES = 8 << 20
 _SEGMENT = re.compile(r"^wal-(\d{12})\.jsonl$")
@@ -112,6 +112,16 @@ def _check_no_nul(data: bytes) -> None:
                          "(serialise with json/orjson, which escape it as \\u0000)")
 
 
+def check_sync_interval(ms: float, where: str = "[server] fsync_interval_ms") -> None:
+    """Refuse a negative `fsync_interval_ms` (0 = fsync before every acknowledgement).
+
+    >>> check_sync_interval(100.0)
+    """
+    if ms < 0:
+        raise ConfigError(f"the fsync interval must be 0 or more ms, got {ms}", where=where,
+                          hint="0 fsyncs before every acknowledgement; e.g. 100 fsyncs every 100 ms")
+
+
 class _Group:
     """Waiters of one append: asyncio futures (resolved on their loop) or a callback."""
 
@@ -159,6 +169,7 @@ class WriteAheadLog:
         except OSError as exc:
             raise InputError(f"cannot create the WAL directory: {exc}", where=str(self.directory),
                              hint="set [server] wal_dir to a writable directory") from exc
+        check_sync_interval(sync_interval_ms)
         self.fsync = fsync
         self.sync_interval_s = sync_interval_ms / 1000.0 if fsync else 0.0
         self._sync_per_ack = fsync and self.sync_interval_s <= 0

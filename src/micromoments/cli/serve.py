@@ -97,6 +97,7 @@ def serve(
     import uvicorn
 
     from micromoments.activation.wal_loader import LogSink
+    from micromoments.activation.wal import check_sync_interval
     from micromoments.config import load_config
     from micromoments.errors import ConfigError
     from micromoments.server.app import create_app
@@ -119,6 +120,8 @@ def serve(
     if not 0 <= server.worker_index < max(1, server.worker_count):
         raise ConfigError(f"worker index {server.worker_index} is not in 0..{server.worker_count - 1}",
                           where="--worker-index", hint="number the workers 0 .. worker_count-1")
+    # Here, not at the server's start-up, so the CLI prints one line instead of a traceback.
+    check_sync_interval(server.fsync_interval_ms, f"{cfg.source_path or 'micromoments.toml'}: [server] fsync_interval_ms")
     if dev:
         server.write_keys = server.write_keys or {DEV_WRITE_KEY: "dev"}
         server.admin_tokens = server.admin_tokens or [DEV_ADMIN_TOKEN]
