@@ -330,3 +330,27 @@ def test_a_restarted_worker_resumes_profiles_from_snapshots(redis_url: str) -> N
     d = again.decide("dev-1", {"channel": "web"})
     assert d.person_id == "u-9" and d.context.get("personalised") is False  # opted out: generic content
     again.close()
+
+
+def test_snapshot_load_follows_an_alias_and_falls_back_to_the_ids_own_hash(redis_url: str) -> None:
+    """`RedisSharedState.load` is one script call: an anonymous id leads to its person's hash; an
+    alias whose person has no hash (expired) falls back to the id's own; an unknown id is None."""
+    from micromoments.activation.engine import ProfileState
+    from micromoments.activation.shared_state import RedisSharedState, take_snapshot
+
+    shared = RedisSharedState(redis_url, prefix="ld:")
+    person = ProfileState("u-1")
+    person.moment, person.stage, person.anonymous_ids = "buy", "decision", {"anon-1"}
+    own = ProfileState("anon-2")
+    own.moment = "know"
+    shared.save_many([take_snapshot(person), take_snapshot(own)])
+    shared._redis.set("ld:a:anon-2", "u-gone")  # an alias to a person whose hash expired
+
+    via_alias = shared.load("anon-1", ProfileState)
+    assert (via_alias.person_id, via_alias.moment, via_alias.stage) == ("u-1", "buy", "decision")
+    assert via_alias.anonymous_ids == {"anon-1"}
+    assert shared.load("anon-2", ProfileState).moment == "know"
+    assert shared.load("u-1", ProfileState).person_id == "u-1"
+    assert shared.load("nobody", ProfileState) is None
+    assert shared.loads == 4
+    shared.close()

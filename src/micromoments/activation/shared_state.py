@@ -102,6 +102,20 @@ def state_from_snapshot(state_cls: type, fields: dict[bytes, bytes]) -> Any:
     return st
 
 
+# One round trip for decide (it was a pipeline, then a second read for an anonymous id): the
+# alias, if any, names the person whose hash to return. KEYS[1] = alias key, KEYS[2] = the id's
+# own hash, ARGV[1] = the hash-key prefix. The person's key is only known inside the script;
+# a single Redis allows that (Redis Cluster would not, and the bus does not use it).
+_LOAD = """
+local person = redis.call('GET', KEYS[1])
+if person then
+  local fields = redis.call('HGETALL', ARGV[1] .. person)
+  if #fields > 0 then return fields end
+end
+return redis.call('HGETALL', KEYS[2])
+"""
+
+
 class RedisSharedState:
     """Profile snapshots in Redis: `save_many` (the owning worker), `load` (anyone, for decide).
 
@@ -115,6 +129,7 @@ class RedisSharedState:
         self._redis = client or redis.Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self.prefix = prefix
         self.ttl_s = int(ttl_hours * 3600)
+        self._load_script = self._redis.register_script(_LOAD)
         self.saved = 0
         self.loads = 0
 
@@ -140,15 +155,11 @@ class RedisSharedState:
     def load(self, person_id: str, state_cls: type) -> Any | None:
         """The snapshot of `person_id` (an anonymous id is followed to its person), or None."""
         self.loads += 1
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.get(f"{self.prefix}a:{person_id}")
-        pipe.hgetall(self.key(person_id))
-        alias, fields = pipe.execute()
-        if alias:
-            fields = self._redis.hgetall(self.key(alias.decode())) or fields
-        if not fields:
+        flat = self._load_script(keys=[f"{self.prefix}a:{person_id}", self.key(person_id)],
+                                 args=[f"{self.prefix}p:"])
+        if not flat:
             return None
-        return state_from_snapshot(state_cls, fields)
+        return state_from_snapshot(state_cls, dict(zip(flat[::2], flat[1::2], strict=True)))
 
     def close(self) -> None:
         self._redis.close()
