@@ -239,9 +239,9 @@ def main() -> None:
     parser.add_argument("--store-dir", default=None,
                         help="put the DuckDB store and the worker's data folder in a new folder under this one "
                              "(e.g. /dev/shm: off the collector WAL's disk, as on separate machines)")
-    parser.add_argument("--fsync-interval-ms", type=float, default=0.0,
-                        help="[server] fsync_interval_ms: 0 = fsync before each 200 (default); N = 200 once "
-                             "written (survives kill -9), fsync every N ms (power loss can lose ~N ms)")
+    parser.add_argument("--fsync-interval-ms", type=float, default=100.0,
+                        help="[server] fsync_interval_ms: N = 200 once written (survives kill -9), fsync every "
+                             "N ms (power loss can lose ~N ms; 100 is the default); 0 = fsync before each 200")
     parser.add_argument("--preallocate", action="store_true",
                         help="[server] wal_preallocate: zero-filled WAL segments made ahead (default: plain files)")
     parser.add_argument("--phases", default="single,batch,decide",

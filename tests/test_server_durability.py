@@ -21,7 +21,7 @@ KEY = basic("wk_test")
 def test_kill_9_during_load_loses_no_acknowledged_event(tmp_path: Path, durability: str) -> None:
     db, wal = tmp_path / "store.duckdb", tmp_path / "wal"
     # The interval mode acknowledges once the OS has the bytes: a killed process loses nothing.
-    extra = "fsync_interval_ms = 200\n" if "every" in durability else ""
+    extra = "fsync_interval_ms = 200\n" if "every" in durability else "fsync_interval_ms = 0\n"
     config = write_config(tmp_path / "micromoments.toml", db=db, wal=wal, flush_ms=400, extra=extra)
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -1,10 +1,12 @@
-"""A write-ahead log with group commit: the collector answers 200 only after an fsync.
+"""A write-ahead log with group commit: the collector answers 200 only once an event is in it.
 
 Events are appended as JSON lines to numbered segment files (`wal-000000000001.jsonl`).
 One writer thread owns the open segment: it takes everything that queued up while the
 previous fsync ran, writes it in one `write`, calls `fdatasync` once, then wakes every
 waiter of that group. Under load a group holds hundreds of events, so the fsync cost is
-shared; with no load an event waits for one fsync only.
+shared; with no load an event waits for one fsync only. With `sync_interval_ms` > 0 (the
+server's default, `[server] fsync_interval_ms = 100`) the waiters wake after the `write` and a
+syncer thread fsyncs on a timer instead.
 
 Closed segments (every segment but the open one) are what the store loader moves into the
 store and then deletes. After a crash, `WriteAheadLog` cuts the zeros of a preallocated tail and
@@ -157,7 +159,8 @@ class WriteAheadLog:
     `sync_interval_ms` > 0 trades durability for latency, as Redis's `appendfsync everysec`
     does: an append is acknowledged once it is written to the OS (it survives a `kill -9` of
     the process) and a background thread `fdatasync`s every that many ms, so a power loss can
-    lose about that much. 0 (the default) fsyncs before every acknowledgement.
+    lose about that much. 0 (this class's default; the server's is 100 ms) fsyncs before every
+    acknowledgement.
     """
 
     def __init__(self, directory: str | Path, *, fsync: bool = True, group_commit_ms: float = 0.0,
