@@ -29,7 +29,6 @@ import json
 import logging
 import random
 import threading
-import uuid
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -37,6 +36,8 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from micromoments.activation.bandit import ThompsonBandit
 from micromoments.activation.catalog import Catalog, ContentItem
@@ -49,6 +50,7 @@ from micromoments.activation.delivery import (
     WebhookDeliverer,
 )
 from micromoments.activation.geo import StoreIndex
+from micromoments.activation.ids import new_id
 from micromoments.activation.limits import FrequencyLedger, QuietHours, local_time
 from micromoments.activation.playbooks import MatchContext, Playbook, load_playbooks
 from micromoments.activation.shared_state import take_snapshot
@@ -107,7 +109,9 @@ class Decision:
     def to_row(self) -> dict[str, Any]:
         """The `decisions` table row (context as JSON text)."""
         row = {k: getattr(self, k) for k in DECISIONS_COLUMNS}
-        row["context"] = json.dumps(self.context, default=str, ensure_ascii=False)
+        # orjson, as json.dumps(default=str) writes it (datetimes as str(), any key type), 10x faster
+        row["context"] = orjson.dumps(self.context, default=str,
+                                      option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS).decode()
         return row
 
     def to_dict(self) -> dict[str, Any]:
@@ -610,7 +614,7 @@ class Activator:
         if self.bandit is not None and decision_id is not None:
             self.bandit.observe(decision_id, kind)  # the content choice learns from it
         if self.log_sink is not None:
-            self.log_sink("outcomes", {"outcome_id": uuid.uuid4().hex, "decision_id": decision_id, "ts": ts,
+            self.log_sink("outcomes", {"outcome_id": new_id(), "decision_id": decision_id, "ts": ts,
                                        "person_id": st.person_id, "kind": kind,
                                        "revenue": float(revenue) if revenue is not None else None})
 
@@ -741,7 +745,7 @@ class Activator:
                    "local_time": mc.local.strftime("%a %H:%M") if mc.local else None}
         if store is not None:
             ctx["store_id"], ctx["store_km"] = store.get("store_id"), round(km, 2) if km is not None else None
-        return Decision(decision_id=uuid.uuid4().hex, ts=ts, person_id=st.person_id, playbook=playbook,
+        return Decision(decision_id=new_id(), ts=ts, person_id=st.person_id, playbook=playbook,
                         channel=channel, moment=st.moment, stage=st.stage, persona=st.persona, context=ctx)
 
     def _render_context(self, st: ProfileState, playbook: str | None, store: dict[str, Any] | None,
@@ -859,7 +863,7 @@ class Activator:
                 return d
             self._log_decision(d)
             if self.log_sink is not None:
-                self.log_sink("exposures", {"exposure_id": uuid.uuid4().hex, "decision_id": d.decision_id,
+                self.log_sink("exposures", {"exposure_id": new_id(), "decision_id": d.decision_id,
                                             "ts": now, "person_id": st.person_id, "content_id": item.id,
                                             "channel": channel, "delivery_status": "delivered"})
             if person_id in self._states or person_id in self._alias:

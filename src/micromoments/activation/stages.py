@@ -23,12 +23,16 @@ from micromoments.journey.stages import _BOOL_CONDITIONS, DEFAULT_STAGE_RULES, S
 __all__ = ["STAGES", "live_stage", "rule_stages", "LiveStageRules"]
 
 
+_MOMENT_LISTS = ("moment_in", "moment_not_in")
+
+
 def _condition(f: dict[str, Any], key: str, value: Any) -> bool:
+    """One condition of a rule; `value` as `_compiled` left it (moment lists as sets)."""
     moment = f.get("moment")
     if key == "moment_in":
-        return moment is not None and moment in {str(v) for v in value}
+        return moment is not None and moment in value
     if key == "moment_not_in":
-        return not (moment is not None and moment in {str(v) for v in value})
+        return not (moment is not None and moment in value)
     if key == "has_moment":
         return (moment is not None) == bool(value)
     if key == "min_product_views":
@@ -55,13 +59,19 @@ class LiveStageRules:
 
                         raise ConfigError(f"unknown stage condition '{key}'",
                                           where=f"journey.stage_rules[{i}].when[{j}]")
+        # Per event, only the comparisons are left: each moment list is a set once, here.
+        self._compiled = [
+            (str(rule["stage"]), [[(k, frozenset(str(x) for x in v) if k in _MOMENT_LISTS else v)
+                                   for k, v in alt.items()] for alt in rule.get("when", [{}])])
+            for rule in self.rules
+        ]
 
     def stage(self, features: dict[str, Any]) -> str | None:
         """The first rule with an alternative whose conditions all hold (None if none does)."""
-        for rule in self.rules:
-            for alt in rule.get("when", [{}]):
-                if all(_condition(features, k, v) for k, v in alt.items()):
-                    return str(rule["stage"])
+        for stage, alternatives in self._compiled:
+            for conditions in alternatives:
+                if all(_condition(features, k, v) for k, v in conditions):
+                    return stage
         return None
 
 
