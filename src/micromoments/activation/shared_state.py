@@ -2,17 +2,18 @@
 
 In a scale-out setup (`micromoments serve --role collector|worker`) the worker that owns a
 person's partition keeps the full live state in memory (`engine.ProfileState`) and, after each
-batch it read from the bus, writes a **snapshot** of the fields `/v1/decide` needs into one
-Redis hash per person (`<prefix>p:<person_id>`, plus `<prefix>a:<anonymous_id>` -> person for
-ids merged at login). Every other process (collectors, other workers) answers `/v1/decide`
-from that snapshot.
+batch it read from the bus, writes a **snapshot** of the fields `/v1/decide` needs as one JSON
+value per person (`<prefix>s:<person_id>`, plus `<prefix>a:<anonymous_id>` -> person for ids
+merged at login). Every other process (collectors, other workers) answers `/v1/decide` from
+that snapshot, read in one round trip. (One value, not a hash of JSON fields: a worker writes a
+snapshot per changed profile per read from the bus, and a hash of 30 fields cost 30 encodings
+and a 60-argument HSET each.)
 
 Frequency caps are checked and recorded in one Lua script (`RedisLedger`), atomically, so a
 cap of 1 per day holds even when two processes try to contact the same person at once.
 
->>> snap = snapshot_fields(type("S", (), {"person_id": "p1", "moment": "go", "opted_out": {"email"}})())
->>> snap["moment"], snap["opted_out"]
-(b'"go"', b'["email"]')
+>>> snapshot_bytes(type("S", (), {"person_id": "p1", "moment": "go", "opted_out": {"email"}})())
+b'{"person_id":"p1","moment":"go","opted_out":["email"]}'
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import orjson
 
 from micromoments.activation.limits import Cap
 
-__all__ = ["RedisLedger", "RedisSharedState", "Snapshot", "snapshot_fields", "state_from_snapshot", "take_snapshot"]
+__all__ = ["RedisLedger", "RedisSharedState", "Snapshot", "snapshot_bytes", "state_from_snapshot", "take_snapshot"]
 
 # What decide() and the templates read from a ProfileState (see engine.Activator.decide).
 SNAPSHOT_FIELDS = (
@@ -47,13 +48,10 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def snapshot_fields(state: Any) -> dict[str, bytes]:
-    """The hash fields (JSON values) of one profile's snapshot."""
-    out: dict[str, bytes] = {}
-    for name in SNAPSHOT_FIELDS:
-        if hasattr(state, name):
-            out[name] = orjson.dumps(getattr(state, name), default=_default, option=orjson.OPT_NAIVE_UTC)
-    return out
+def snapshot_bytes(state: Any) -> bytes:
+    """One profile's snapshot: a JSON object of the `SNAPSHOT_FIELDS` it has."""
+    return orjson.dumps({name: getattr(state, name) for name in SNAPSHOT_FIELDS if hasattr(state, name)},
+                        default=_default, option=orjson.OPT_NAIVE_UTC)
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,7 @@ class Snapshot:
     """One profile, serialised: safe to write after the owner's lock is released."""
 
     person_id: str
-    fields: dict[str, bytes]
+    data: bytes
     anonymous_ids: frozenset[str]
 
 
@@ -71,7 +69,7 @@ def take_snapshot(state: Any) -> Snapshot:
     >>> take_snapshot(type("S", (), {"person_id": "p1", "anonymous_ids": {"a1"}})()).anonymous_ids
     frozenset({'a1'})
     """
-    return Snapshot(state.person_id, snapshot_fields(state), frozenset(getattr(state, "anonymous_ids", ()) or ()))
+    return Snapshot(state.person_id, snapshot_bytes(state), frozenset(getattr(state, "anonymous_ids", ()) or ()))
 
 
 def _time(value: Any) -> dt.datetime | None:
@@ -80,9 +78,9 @@ def _time(value: Any) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
 
 
-def state_from_snapshot(state_cls: type, fields: dict[bytes, bytes]) -> Any:
-    """A `ProfileState` rebuilt from a snapshot hash (fields not in the snapshot keep their defaults)."""
-    values = {k.decode(): orjson.loads(v) for k, v in fields.items()}
+def state_from_snapshot(state_cls: type, data: bytes) -> Any:
+    """A `ProfileState` rebuilt from `snapshot_bytes` (fields not in the snapshot keep their defaults)."""
+    values = orjson.loads(data)
     st = state_cls(values.pop("person_id"))
     for name in _TIMES:
         if name in values:
@@ -103,16 +101,16 @@ def state_from_snapshot(state_cls: type, fields: dict[bytes, bytes]) -> Any:
 
 
 # One round trip for decide (it was a pipeline, then a second read for an anonymous id): the
-# alias, if any, names the person whose hash to return. KEYS[1] = alias key, KEYS[2] = the id's
-# own hash, ARGV[1] = the hash-key prefix. The person's key is only known inside the script;
-# a single Redis allows that (Redis Cluster would not, and the bus does not use it).
+# alias, if any, names the person whose snapshot to return. KEYS[1] = alias key, KEYS[2] = the
+# id's own snapshot, ARGV[1] = the snapshot-key prefix. The person's key is only known inside
+# the script; a single Redis allows that (Redis Cluster would not, and the bus does not use it).
 _LOAD = """
 local person = redis.call('GET', KEYS[1])
 if person then
-  local fields = redis.call('HGETALL', ARGV[1] .. person)
-  if #fields > 0 then return fields end
+  local data = redis.call('GET', ARGV[1] .. person)
+  if data then return data end
 end
-return redis.call('HGETALL', KEYS[2])
+return redis.call('GET', KEYS[2])
 """
 
 
@@ -134,7 +132,7 @@ class RedisSharedState:
         self.loads = 0
 
     def key(self, person_id: str) -> str:
-        return f"{self.prefix}p:{person_id}"
+        return f"{self.prefix}s:{person_id}"
 
     def save_many(self, snapshots: list[Snapshot]) -> None:
         """Write `snapshots` (see `take_snapshot`) and their anonymous-id aliases in one round trip."""
@@ -142,10 +140,7 @@ class RedisSharedState:
             return
         pipe = self._redis.pipeline(transaction=False)
         for snap in snapshots:
-            key = self.key(snap.person_id)
-            pipe.hset(key, mapping=snap.fields)
-            if self.ttl_s:
-                pipe.expire(key, self.ttl_s)
+            pipe.set(self.key(snap.person_id), snap.data, ex=self.ttl_s or None)
             for anon in snap.anonymous_ids:
                 if anon != snap.person_id:
                     pipe.set(f"{self.prefix}a:{anon}", snap.person_id, ex=self.ttl_s or None)
@@ -155,11 +150,9 @@ class RedisSharedState:
     def load(self, person_id: str, state_cls: type) -> Any | None:
         """The snapshot of `person_id` (an anonymous id is followed to its person), or None."""
         self.loads += 1
-        flat = self._load_script(keys=[f"{self.prefix}a:{person_id}", self.key(person_id)],
-                                 args=[f"{self.prefix}p:"])
-        if not flat:
-            return None
-        return state_from_snapshot(state_cls, dict(zip(flat[::2], flat[1::2], strict=True)))
+        data = self._load_script(keys=[f"{self.prefix}a:{person_id}", self.key(person_id)],
+                                 args=[self.key("")])
+        return None if data is None else state_from_snapshot(state_cls, data)
 
     def close(self) -> None:
         self._redis.close()
