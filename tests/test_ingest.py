@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest

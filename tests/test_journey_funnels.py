@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import ibis
-import pandas as pd
 import pytest
 
 from conftest import events_frame

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional
-
 import typer
 
 from micromoments.cli._app import app, console, friendly_errors

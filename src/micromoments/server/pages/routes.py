@@ -126,7 +126,7 @@ def build_router(cache: AnalyticsCache, auth: Auth, *, get_activator: Callable[[
 
         path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
         return FileResponse(path, media_type="text/javascript",
-                            headers={"Cache-Control": f"public, max-age=86400", "X-Plotly-Version": plotly.__version__})
+                            headers={"Cache-Control": "public, max-age=86400", "X-Plotly-Version": plotly.__version__})
 
     @router.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> FileResponse:
