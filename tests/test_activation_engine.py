@@ -306,3 +306,21 @@ def test_demo_replay_respects_distance_caps_and_quiet_hours(demo_events):
     # The live stage uses the batch rules: all four stages appear over two weeks.
     assert {act.state(p).stage for p in list(act._states)} >= {"awareness", "consideration", "decision",
                                                                    "post-purchase"}
+
+
+def test_decision_rows_keep_the_context_json_and_ids_stay_unique_uuid4s() -> None:
+    """The logged context reads back as `json.dumps(default=str)` wrote it (datetimes as str(),
+    non-string keys, non-ASCII text); decision ids are UUID4-shaped and do not repeat."""
+    import uuid
+
+    from micromoments.activation.engine import Decision
+    from micromoments.activation.ids import new_id
+
+    when = dt.datetime(2026, 11, 23, 12, 30, 5)
+    context = {"event": "Products Searched", "local_time": "Mon 12:30", "store_km": 1.25,
+               "seen_at": when, 7: "seven", "query": "café près de moi", "tags": ("a", "b"), "none": None}
+    d = Decision(decision_id=new_id(), ts=when, person_id="p1", context=context)
+    assert json.loads(d.to_row()["context"]) == json.loads(json.dumps(context, default=str, ensure_ascii=False))
+    ids = [new_id() for _ in range(5000)]  # more than one 4 KiB buffer of randomness
+    assert len(set(ids)) == len(ids)
+    assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).hex == i for i in ids[:300])
