@@ -324,3 +324,21 @@ def test_decision_rows_keep_the_context_json_and_ids_stay_unique_uuid4s() -> Non
     ids = [new_id() for _ in range(5000)]  # more than one 4 KiB buffer of randomness
     assert len(set(ids)) == len(ids)
     assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).hex == i for i in ids[:300])
+
+
+def test_a_forked_child_draws_other_ids_than_its_parent() -> None:
+    import os
+
+    from micromoments.activation.ids import new_id
+
+    new_id()  # the parent's buffer holds the next 255 ids
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: write its next id and leave at once
+        os.write(write, new_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    assert len(child) == 32 and child != new_id()

@@ -22,6 +22,15 @@ _buffer = b""
 _pos = 0
 
 
+def _forget_buffer() -> None:
+    # A forked child must not hand out the ids its parent has left in the buffer.
+    global _buffer, _pos
+    _buffer, _pos = b"", 0
+
+
+os.register_at_fork(after_in_child=_forget_buffer)
+
+
 def new_id() -> str:
     """A random 32-hex-digit id with the version and variant bits of a UUID4."""
     global _buffer, _pos
