@@ -446,6 +446,7 @@ def main() -> None:
           f"{batch['settle_before_s']:.1f} s after single, {decide['settle_before_s']:.1f} s after batch, "
           f"{drain_s:.1f} s at the end (the decide phase runs on a settled server)")
     print(f"ratios to target: single {single['rps'] / 3000:.2f}x, p99 {25 / max(single['p99_ms'], 1e-9):.2f}x headroom; "
+          f"paced p99 {25 / max(paced['p99_ms'], 1e-9):.2f}x headroom; "
           f"batch {events_per_s / 50000:.2f}x; decide p99 {10 / max(decide['p99_ms'], 1e-9):.2f}x headroom")
     if stats_doc:
         print(f"server: {stats_doc['events_accepted']:,} events accepted, {stats_doc['wal']['group_commits']:,} fsync "

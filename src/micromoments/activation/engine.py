@@ -109,7 +109,8 @@ class Decision:
     def to_row(self) -> dict[str, Any]:
         """The `decisions` table row (context as JSON text)."""
         row = {k: getattr(self, k) for k in DECISIONS_COLUMNS}
-        # orjson, as json.dumps(default=str) writes it (datetimes as str(), any key type), 10x faster
+        # orjson, with the values json.dumps(default=str) gave (datetimes as str(), any key type):
+        # json.dumps was ~30 µs of the live path's 169 µs per event (cProfile)
         row["context"] = orjson.dumps(self.context, default=str,
                                       option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS).decode()
         return row
