@@ -1,9 +1,9 @@
-"""Parquet read by DuckDB and stored straight from the file gives the store the staged path gives.
+"""A Parquet file loaded whole by DuckDB gives the store that loading it in chunks gives.
 
-`DIRECT_PARQUET` (the default) stages only ids, type and reason and reads the other columns from
-the file again when storing them, lined up by position; the staged path maps every column through
-pyarrow batches into a scratch table. Both must give the same counts and the same tables, on demo
-events salted with bad rows and repeats, ingested twice, at several chunkings.
+`WHOLE_FILE_PARQUET` (the default) loads the file in a few whole-file statements
+(`store.whole_parquet`); the chunked path maps pyarrow batches into scratch tables, as for CSV.
+Both must give the same counts and the same tables, on demo events salted with bad rows and
+repeats, ingested twice, at several chunkings.
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ import pytest
 
 from micromoments.config import Config
 from micromoments.demo import generate
-from micromoments.sources.tabular import parquet_row_ranges
 from micromoments.store import Store
 from micromoments.store import ingest as ingest_module
 from micromoments.store.ingest import ingest_file
 
 TABLES = {
-    "events": "SELECT * FROM events",
+    "events": "SELECT * FROM events ORDER BY source, source_line",  # stored in no particular order
     "quarantine": "SELECT * EXCLUDE (quarantined_at) FROM quarantine",
     "identities": "SELECT * FROM identities ORDER BY id",
     "identity_links": "SELECT * FROM identity_links ORDER BY ALL",
@@ -95,7 +94,7 @@ def _ingest_all(files: list[Path], config: Config) -> tuple[list[tuple], dict[st
 
 @pytest.mark.parametrize(("chunk_lines", "row_group"),
                          [(250_000, ingest_module.ROW_GROUP_ROWS), (1000, 512), (600, 97)])
-def test_direct_parquet_gives_the_store_the_staged_path_gives(
+def test_whole_file_parquet_gives_the_store_the_chunked_path_gives(
     demo_parquet: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, chunk_lines: int, row_group: int,
 ) -> None:
     typed, text = demo_parquet
@@ -103,12 +102,12 @@ def test_direct_parquet_gives_the_store_the_staged_path_gives(
     monkeypatch.setattr(ingest_module, "ROW_GROUP_ROWS", row_group)
     config = Config()
     config.ingest.chunk_lines = chunk_lines
-    monkeypatch.setattr(ingest_module, "DIRECT_PARQUET", False)
+    monkeypatch.setattr(ingest_module, "WHOLE_FILE_PARQUET", False)
     staged_counts, staged_tables = _ingest_all(files, config)
-    monkeypatch.setattr(ingest_module, "DIRECT_PARQUET", True)
+    monkeypatch.setattr(ingest_module, "WHOLE_FILE_PARQUET", True)
     direct_counts, direct_tables = _ingest_all(files, config)
     assert direct_counts == staged_counts
-    for name in TABLES:  # row order of `events` included
+    for name in TABLES:
         assert direct_tables[name] == staged_tables[name], name
     # Not merely equal: the salted rows were caught, with row and reason.
     first, second, third = direct_counts
@@ -122,32 +121,57 @@ def test_direct_parquet_gives_the_store_the_staged_path_gives(
     assert json.loads(raw)["anonymousId"] is None  # the row's text, rebuilt for the quarantine
 
 
-def test_more_than_one_duckdb_thread_takes_the_staged_path(demo_parquet: tuple[Path, Path]) -> None:
-    # The positional join needs scans in file order, which only one thread guarantees.
-    typed, _ = demo_parquet
-    one, two = Config(), Config()
-    two.ingest.threads = 2
-    assert _ingest_all([typed, typed], two) == _ingest_all([typed, typed], one)
-
-
-def test_row_ranges_follow_row_groups_and_cut_big_ones(tmp_path: Path) -> None:
-    path = tmp_path / "t.parquet"
-    pq.write_table(pa.table({"a": list(range(100))}), path, row_group_size=10)
-    assert parquet_row_ranges(path, rows=25) == [(1, 20), (21, 40), (41, 60), (61, 80), (81, 100)]
-    big = tmp_path / "big.parquet"
-    pq.write_table(pa.table({"a": list(range(100))}), big, row_group_size=70)
-    assert parquet_row_ranges(big, rows=20) == [(1, 17), (18, 35), (36, 52), (53, 70), (71, 100)]
-    ranges = parquet_row_ranges(big, rows=1000)
-    assert ranges == [(1, 100)]
-
-
 def test_parquet_ingest_leaves_the_connection_settings_as_found(demo_parquet: tuple[Path, Path]) -> None:
     typed, _ = demo_parquet
     store = Store(":memory:")
     con = store.duck
     con.execute("SET disabled_optimizers = 'join_order'")
-    settings = "SELECT current_setting('enable_caching_operators'), current_setting('disabled_optimizers'), " \
-               "current_setting('threads')"
+    settings = "SELECT current_setting('preserve_insertion_order'), current_setting('disabled_optimizers'), " \
+               "current_setting('threads'), current_setting('enable_progress_bar')"
     before = con.execute(settings).fetchone()
     assert ingest_file(store, typed).loaded > 3000
     assert con.execute(settings).fetchone() == before
+
+
+def test_whole_file_progress_rises_to_the_file_size(demo_parquet: tuple[Path, Path]) -> None:
+    typed, _ = demo_parquet
+    seen: list[tuple[int, int]] = []
+    ingest_file(Store(":memory:"), typed, on_progress=lambda done, total: seen.append((done, total)))
+    size = typed.stat().st_size
+    assert seen and seen[-1] == (size, size)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)  # never goes back
+
+
+def test_a_failed_whole_file_load_leaves_nothing_behind(demo_parquet: tuple[Path, Path]) -> None:
+    # The quarantine, the id links and the events are one transaction: when the wide pass
+    # fails, the rejects and links written before it are rolled back too.
+    typed, _ = demo_parquet
+    store = Store(":memory:")
+    calls = 0
+
+    def finished(rows: str) -> str:
+        nonlocal calls
+        calls += 1
+        sql = store_loader.finish(tabular_mapping_sql(columns, mapping, rows, kinds))
+        if calls == 1:  # the narrow pass
+            return sql
+        return f"SELECT * FROM ({sql}) WHERE CAST('x' || line_no AS INTEGER) > 0"  # fails on every row
+
+    from micromoments.sources.tabular import (parquet_rows_sql, parse_mapping, resolve_mapping,
+                                              tabular_columns, tabular_kinds, tabular_mapping_sql,
+                                              tabular_raw_sql)
+    from micromoments.store.identity import PeopleSoFar
+    from micromoments.store.whole_parquet import load_whole_parquet
+
+    columns = tabular_columns(typed, "parquet")
+    mapping = resolve_mapping(columns, parse_mapping(None), where=str(typed))
+    kinds = tabular_kinds(typed, "parquet")
+    store_loader = ingest_module._Loader(store, ingest_module.IngestResult(str(typed), "parquet"), Config())
+    with pytest.raises(duckdb.ConversionException):
+        load_whole_parquet(store.duck, parquet_rows_sql(typed), finished=finished,
+                           raw_sql=tabular_raw_sql(columns, "c"), source=str(typed),
+                           now=store_loader.now, people=PeopleSoFar())
+    assert calls == 2  # it got as far as the wide pass
+    for table in ("events", "quarantine", "identity_links"):
+        assert store.count(table) == 0, table
+    store_loader.close()

@@ -5,10 +5,9 @@ id pairs it saw to `identity_links`, and its good rows with a new `message_id` (
 re-ingesting is harmless) to `events` - in whole DuckDB row groups, the remainder
 waiting for the next chunk, and the file's last partial group stored at the end. After
 the file, identities are re-resolved. The next chunk is staged on a second cursor while
-one is stored. Parquet chunks are staged narrowly (ids, type, reason) and their other
-columns read from the file again, by DuckDB, when they are stored. Memory stays flat: the
-block being staged (plus the next, read ahead), two scratch tables and the carried rows,
-with DuckDB under `[ingest] memory_limit`.
+one is stored. Memory stays flat: the block being staged (plus the next, read ahead), two
+scratch tables and the carried rows, with DuckDB under `[ingest] memory_limit`. Parquet
+files DuckDB can read are not chunked: see `whole_parquet`.
 
 >>> from micromoments.store import Store
 >>> import tempfile, os
@@ -45,8 +44,7 @@ from micromoments.sources.tabular import (
     duckdb_reads_parquet,
     iter_csv_chunks,
     iter_parquet_chunks,
-    parquet_range_sql,
-    parquet_row_ranges,
+    parquet_rows_sql,
     parse_mapping,
     resolve_mapping,
     tabular_columns,
@@ -58,6 +56,7 @@ from micromoments.store import Store
 from micromoments.store.identity import PeopleSoFar, rebuild_identities
 from micromoments.store.schema import EVENTS_COLUMNS
 from micromoments.store.settings import duckdb_settings
+from micromoments.store.whole_parquet import load_whole_parquet
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -68,18 +67,9 @@ _EVENT_COLS = ", ".join(f'"{c}"' for c in EVENTS_COLUMNS)
 # materialising finish_sql's helper columns saved ~5 % of the staging statement.
 _STAGED_COLS = ", ".join(["line_no", "raw", *(f'"{c}"' for c in EVENTS_COLUMNS if c not in ("source", "source_line")),
                           "previous_id", "_field", "_reason"])
-# What a Parquet chunk's scratch table keeps (see `_Loader.stage_parquet`): what the quarantine,
-# dedupe, id links and re-keying need; the other columns are read from the file when stored.
-_NARROW_COLS = ("line_no, raw, message_id, person_id, anonymous_id, user_id, previous_id, type, "
-                "_field, _reason")
-_FROM_NARROW = frozenset([*(c.strip() for c in _NARROW_COLS.split(",")), "_dup"])
-# A narrow table's rows beside the file's (`_Loader._file_relation`), as a wide scratch table's.
-_JOINED_COLS = ", ".join(("n." if c.strip('"') in _FROM_NARROW else "f.") + c
-                         for c in [*_STAGED_COLS.split(", "), "_dup"])
-# Parquet rows are read by DuckDB and stored straight from the file (`_Loader.stage_parquet`).
-# False stages them through pyarrow like CSV rows, as is done anyway when DuckDB runs more than
-# one thread (`_one_thread`); tests check that both give the same store.
-DIRECT_PARQUET = True
+# Parquet files DuckDB can read are loaded whole (`whole_parquet`). False chunks them through
+# pyarrow like CSV, as is done anyway for files DuckDB cannot name; tests check both give one store.
+WHOLE_FILE_PARQUET = True
 _RTRIM_RAW = "rtrim(c.raw, chr(10) || chr(13))"  # lines arrive with their line break
 _SCAN_SLICE_ROWS = 16_384  # rows per Arrow batch: DuckDB's threads scan batches in parallel
 # DuckDB's row group. Appends that leave `events` at a whole number of row groups are
@@ -96,24 +86,12 @@ _scratch_ids = itertools.count(1)
 Rejects = list[tuple[int, str | None, str, str]]  # rows rejected before mapping: (line, field, reason, raw)
 
 
-@dataclass(frozen=True)
-class _FileRows:
-    """Rows `first..last` of a Parquet file, and how to read and map any part of them."""
-
-    relation: Callable[[int, int], str]  # (first, last) -> relation (line_no, <columns>)
-    mapped: Callable[[str], str]         # relation -> SELECT of the mapped columns
-    raw: str                             # a row's text over alias `c`, for the quarantine
-    first: int
-    last: int
-
-
 @dataclass
 class _Staged:
     """A chunk whose scratch table is built (raw text of its rejects included), waiting to be stored."""
 
     table: str        # its scratch table
     rejects: Rejects  # rows rejected before mapping
-    rows: _FileRows | None = None  # a narrow table: the other columns come from these file rows
 
 
 @dataclass
@@ -154,8 +132,6 @@ class _Loader:
         self.carried = 0
         self.staged_n = 0
         self.staged = ""  # this chunk's scratch table
-        # Narrow scratch tables (Parquet): the file rows their other columns are read from.
-        self.file_rows: dict[str, _FileRows] = {}
         self.people = PeopleSoFar(self.con.execute("SELECT a, b FROM identity_links").fetchall())
         self.scratch = f"{_SCRATCH}_{os.getpid()}_{next(_scratch_ids)}"
         self.con.execute(f"ATTACH ':memory:' AS {self.scratch}")
@@ -172,11 +148,11 @@ class _Loader:
             "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?)",
             [(self.source, line, fld, reason, raw, self.now) for line, fld, reason, raw in rows],
         )
-        self._count_reasons([r[2] for r in rows])
+        self.count_reasons([r[2] for r in rows])
         self.result.read += len(rows)
         self.result.quarantined += len(rows)
 
-    def _count_reasons(self, reasons: list[str]) -> None:
+    def count_reasons(self, reasons: list[str]) -> None:
         for reason in reasons:
             # Group "timestamp 2099-01-01T00:00:00Z is in the future" with its kind.
             key = _VARIABLE_PART.sub("…", reason.split(", got")[0])[:80]
@@ -197,49 +173,17 @@ class _Loader:
         self.staged_n += 1
         staged = f"{self.scratch}._staged_{self.staged_n}"
         self.worker.execute(f"CREATE OR REPLACE TABLE {staged} AS "
-                            f"SELECT {columns}, false AS _dup FROM ({self._finish(mapped_select)})")
+                            f"SELECT {columns}, false AS _dup FROM ({self.finish(mapped_select)})")
         return staged
 
-    def _finish(self, mapped_select: str) -> str:
+    def finish(self, mapped_select: str) -> str:
         """Canonical columns plus `_field` / `_reason` over a mapped SELECT (see `finish_sql`)."""
         return finish_sql(f"({mapped_select})", now_sql=f"TIMESTAMP '{self.now.isoformat(sep=' ')}'",
                           max_future_hours=self.max_future_hours, source=self.source)
 
-    def stage_parquet(self, rows: _FileRows) -> _Staged:
-        """Stage Parquet rows narrowly: ids, type and reason only (`_NARROW_COLS`).
-
-        Parquet's columns are typed, so mapping them is cheap but materialising them is
-        not: the wide columns are mapped again from the file when the rows are stored
-        (`_file_relation`), instead of being written to a scratch table and copied from it
-        (staging was ~2 CPU-s per 1M rows, the insert ~1.2).
-        """
-        try:
-            relation = rows.relation(rows.first, rows.last)
-            staged = self._scratch_table(_NARROW_COLS, rows.mapped(relation))
-            self._fill_raw(staged, relation, rows.raw)
-        except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-            raise InputError(f"cannot read as Parquet: {exc}", where=self.source) from exc
-        return _Staged(staged, [], rows)
-
-    def _file_relation(self, table: str, after: int = -1, upto: int | None = None) -> str:
-        """A narrow scratch table's rows with lines in (after, upto], all columns, as if staged wide.
-
-        The file's rows are mapped again and put side by side with the table's (same lines,
-        same order: a POSITIONAL JOIN, no hash join); ids, person (maybe re-keyed), reason
-        and the repeat flag come from the table. Columns in the order of a wide scratch table.
-        """
-        rows = self.file_rows[table]
-        first, last = max(rows.first, after + 1), rows.last if upto is None else min(rows.last, upto)
-        wide = self._finish(rows.mapped(rows.relation(first, last)))
-        narrow = f"(SELECT {_NARROW_COLS}, _dup FROM {table} WHERE line_no BETWEEN {first} AND {last})"
-        return (f"(SELECT {_JOINED_COLS} FROM ({wide}) f POSITIONAL JOIN {narrow} n "
-                "WHERE f.line_no = n.line_no)")
-
-    def _wide_rows(self, table: str, after: int = -1, upto: int | None = None) -> str:
-        """A scratch table's rows after `after` (up to `upto`) with every staged column: read
-        from the file beside a narrow table (`_file_relation`), from the table itself otherwise."""
-        if table in self.file_rows:
-            return self._file_relation(table, after, upto)
+    @staticmethod
+    def _wide_rows(table: str, after: int = -1, upto: int | None = None) -> str:
+        """A scratch table's rows after rowid `after` (up to `upto`)."""
         if after < 0 and upto is None:
             return table
         return f"(SELECT * FROM {table} WHERE rowid > {after}{'' if upto is None else f' AND rowid <= {upto}'})"
@@ -256,8 +200,6 @@ class _Loader:
 
     def store(self, staged: _Staged) -> None:
         """Store a staged chunk (on `self.con`, while the worker may stage the next)."""
-        if staged.rows is not None:
-            self.file_rows[staged.table] = staged.rows
         self.commit_staged(staged.table, staged.rejects)
 
     def commit_staged(self, staged: str, early_rejects: Rejects) -> None:
@@ -295,7 +237,7 @@ class _Loader:
             con.execute("ROLLBACK")
             raise
         if bad:
-            self._count_reasons([r[0] for r in con.execute(
+            self.count_reasons([r[0] for r in con.execute(
                 f"SELECT _reason FROM {staged} WHERE _reason IS NOT NULL").fetchall()])
         self._keep_carry(after, new)
         self.result.read += int(total)
@@ -309,19 +251,12 @@ class _Loader:
             '"source"', f"{sql_literal(self.source)} AS \"source\"", 1)
 
     def _carried(self, columns: str | None = None) -> str:
-        """The carried rows (by default all canonical columns), as one relation.
-
-        Named `columns` (ids) are read from the scratch tables themselves, narrow or not."""
+        """The carried rows (by default all canonical columns), as one relation."""
         return " UNION ALL ".join(
-            f"SELECT {columns} FROM {table} WHERE {_KEEP} AND {self._key(table)} > {after}"
+            f"SELECT {columns} FROM {table} WHERE {_KEEP} AND rowid > {after}"
             if columns is not None
             else f"SELECT {self._event_select()} FROM {self._wide_rows(table, after)} WHERE {_KEEP}"
             for table, after in self.carry)
-
-    def _key(self, table: str) -> str:
-        """What orders a scratch table's rows and cuts them: its line for narrow tables
-        (they are cut into file ranges), else its rowid."""
-        return "line_no" if table in self.file_rows else "rowid"
 
     def _mark_and_rekey(self) -> int:
         """Mark the chunk's repeats (`_dup`), re-key its people; returns its new rows.
@@ -383,8 +318,7 @@ class _Loader:
         parts = [self._carried()] if self.carry else []
         after = -1
         if take > self.carried:
-            key = self._key(staged)
-            after = con.execute(f"SELECT {key} FROM {staged} WHERE {_KEEP} ORDER BY {key} "
+            after = con.execute(f"SELECT rowid FROM {staged} WHERE {_KEEP} ORDER BY rowid "
                                 f"LIMIT 1 OFFSET {take - self.carried - 1}").fetchone()[0]
             parts.append(f"SELECT {self._event_select()} FROM {self._wide_rows(staged, upto=after)} WHERE {_KEEP}")
         inserted = con.execute(f"INSERT INTO events ({_EVENT_COLS}) " + " UNION ALL ".join(parts)).fetchone()[0]
@@ -401,7 +335,6 @@ class _Loader:
         if after is not None:  # the old carry is stored: the chunk's own rows after the cut wait
             for table, _ in self.carry:
                 con.execute(f"DROP TABLE IF EXISTS {table}")
-                self.file_rows.pop(table, None)
             self.carried = self.carried + new - (self.stored - self.stored_before)
             self.carry = [(staged, after)]
         else:
@@ -414,7 +347,6 @@ class _Loader:
             else:
                 con.execute(f"INSERT INTO {carry} SELECT * FROM {rows} WHERE {_KEEP}")
             con.execute(f"DROP TABLE {staged}")
-            self.file_rows.pop(staged, None)
             if (carry, -1) not in self.carry:
                 self.carry.append((carry, -1))
             self.carried += new
@@ -435,7 +367,6 @@ class _Loader:
             if table:
                 con.execute(f"DROP TABLE IF EXISTS {table}")
         self.carry, self.carried = [], 0
-        self.file_rows.clear()
 
     def close(self) -> None:
         """Drop the scratch database (with any chunk staged but not stored) and the worker cursor."""
@@ -569,14 +500,20 @@ def ingest_file(
             on_progress(done, total)
 
     con = store.duck
-    # One DuckDB thread per statement (`[ingest] threads`, 0 = as it is): each chunk's statements
-    # are short, and with two threads their hand-offs cost 40-80 % more CPU time for the same work
-    # (1M events: 16-20 vs 28-34 CPU-s) and, on a busy machine, more wall time too (17-28 vs
-    # 45-48 s). The second core is used by staging the next chunk on another cursor (`_Loader.run`).
-    with duckdb_settings(con, memory_limit=config.ingest.memory_limit, threads=config.ingest.threads or None,
+    whole = _loads_whole(path, fmt)
+    # Chunks take one DuckDB thread per statement (`[ingest] threads`, 0 = as it is): their
+    # statements are short, and with two threads the hand-offs cost 40-80 % more CPU time for the
+    # same work (1M events: 16-20 vs 28-34 CPU-s) and, on a busy machine, more wall time too (17-28
+    # vs 45-48 s). The second core stages the next chunk on another cursor (`_Loader.run`). A whole
+    # Parquet file's statements are long: they run on the connection's threads.
+    threads = None if whole else config.ingest.threads or None
+    with duckdb_settings(con, memory_limit=config.ingest.memory_limit, threads=threads,
                          disabled_compression_methods=_without_fsst(con)):
         try:
-            _ingest_chunks(loader, path, fmt, mapping, config, progress)
+            if whole:
+                _ingest_whole_parquet(loader, path, mapping, progress)
+            else:
+                _ingest_chunks(loader, path, fmt, mapping, config, progress)
         finally:
             # Also when the file breaks off (a truncated gzip): what was read is stored.
             try:
@@ -628,10 +565,6 @@ def _ingest_chunks(loader: _Loader, path: Path, fmt: str,
         resolved = resolve_mapping(columns, explicit, where=str(path))
         kinds = tabular_kinds(path, fmt)
         raw_sql = tabular_raw_sql(columns, "c")
-        direct = fmt == "parquet" and DIRECT_PARQUET and duckdb_reads_parquet(path, columns)
-        if direct and _one_thread(loader.con):
-            _ingest_parquet_ranges(loader, path, columns, resolved, kinds, raw_sql, config, progress)
-            return
         chunks = (
             iter_parquet_chunks(path, batch_rows=config.ingest.chunk_lines, on_progress=progress)
             if fmt == "parquet"
@@ -652,47 +585,32 @@ def _ingest_chunks(loader: _Loader, path: Path, fmt: str,
         )
 
 
-def _one_thread(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether DuckDB runs each statement on one thread (`[ingest] threads = 1`, the default).
-    Only then do scans keep file order, which `_Loader._file_relation`'s positional join needs
-    (with two threads, measured: 299,833 of 1,966,080 rows lined up)."""
-    return int(con.execute("SELECT current_setting('threads')").fetchone()[0]) == 1
+def _loads_whole(path: Path, fmt: str) -> bool:
+    """Whether the file is loaded in whole-file statements (`whole_parquet`), not in chunks."""
+    return (fmt == "parquet" and WHOLE_FILE_PARQUET
+            and duckdb_reads_parquet(path, tabular_columns(path, fmt)))
 
 
-def _ingest_parquet_ranges(loader: _Loader, path: Path, columns: list[str], mapping: dict[str, str],
-                           kinds: dict[str, str], raw_sql: str, config: Config,
-                           progress: Callable[[int], None]) -> None:
-    """Parquet read by DuckDB in row ranges (no pyarrow batches: ~2 CPU-s less per 5M rows),
-    staged narrowly and stored straight from the file (see `_Loader.stage_parquet`)."""
-    ranges = parquet_row_ranges(path, rows=config.ingest.chunk_lines)
-    total_rows, size = max(ranges[-1][1] if ranges else 0, 1), file_size(path)
-    relation = functools.partial(parquet_range_sql, path, columns)
-
-    def mapped(rel: str) -> str:
-        return tabular_mapping_sql(columns, mapping, rel, kinds)
-
-    def jobs() -> Iterator[Callable[[], _Staged]]:
-        for first, last in ranges:
-            progress(int(size * last / total_rows))
-            yield functools.partial(loader.stage_parquet, _FileRows(relation, mapped, raw_sql, first, last))
-
-    # Rows must come out in file order on both cursors (the narrow table and the file are
-    # joined by position). DuckDB's caching operators may hold back a small vector and emit
-    # it later: measured with the mark join an IN list becomes, a row range starting mid-vector
-    # came out shifted by 48 rows. The worker cursor is this ingest's own and closed after it.
-    loader.worker.execute("SET enable_caching_operators = false")
-    with duckdb_settings(loader.con, enable_caching_operators=False,
-                         disabled_optimizers=_without_in_clause(loader.con)):
-        loader.run(jobs())
-
-
-def _without_in_clause(con: duckdb.DuckDBPyConnection) -> str:
-    """`disabled_optimizers` plus DuckDB's IN-list rewrite, which turns `type IN (...)` and the
-    channel list into mark joins against a constant table. Those are never pruned, so the narrow
-    pass paid for the channel's (it stores no channel); as plain comparisons, 983,040 Parquet rows
-    took 0.53-0.57 vs 0.59-0.61 CPU-s to stage narrowly and 1.29 vs 1.41 to map widely."""
-    current = con.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0]
-    return _with_disabled(current, ("in_clause",))
+def _ingest_whole_parquet(loader: _Loader, path: Path, mapping: str | dict[str, str] | None,
+                          progress: Callable[[int], None]) -> None:
+    """Load a Parquet file with `load_whole_parquet`; counts go to the loader's result."""
+    explicit = parse_mapping(mapping) if isinstance(mapping, str) or mapping is None else dict(mapping)
+    columns = tabular_columns(path, "parquet")
+    resolved = resolve_mapping(columns, explicit, where=str(path))
+    kinds = tabular_kinds(path, "parquet")
+    size = file_size(path)
+    counts = load_whole_parquet(
+        loader.con, parquet_rows_sql(path),
+        finished=lambda rows: loader.finish(tabular_mapping_sql(columns, resolved, rows, kinds)),
+        raw_sql=tabular_raw_sql(columns, "c"), source=loader.source, now=loader.now, people=loader.people,
+        on_fraction=lambda fraction: progress(int(size * fraction)))
+    result = loader.result
+    result.read += counts.read
+    result.loaded += counts.loaded
+    result.duplicates += counts.duplicates
+    result.quarantined += counts.quarantined
+    result.restitched += counts.restitched
+    loader.count_reasons(counts.reasons)
 
 
 def _json_tables(path: Path, progress: Callable[[int], None]):
