@@ -27,6 +27,8 @@ class StoreConfig:
 
 @dataclass
 class IngestConfig:
+    # Rows per chunk of a Parquet file DuckDB cannot read by name (a glob character in its
+    # path, a column named `line_no`); the others are loaded whole (store/whole_parquet.py).
     chunk_lines: int = 250_000
     # Events stamped further than this into the future are quarantined.
     max_future_skew_hours: float = 24.0
@@ -34,8 +36,9 @@ class IngestConfig:
     # DuckDB's memory cap while ingesting: it spills instead of growing, so memory stays
     # flat on files far bigger than RAM (and the cap made ingest no slower in our runs).
     memory_limit: str = "1GB"
-    # DuckDB threads while ingesting (0 = the connection's own setting). One thread did the
-    # same work in ~40 % less CPU time than two (see docs/benchmarks.md, Ingest).
+    # DuckDB threads per chunk's statements (0 = the connection's own setting). One thread did
+    # the same work in ~40 % less CPU time than two (see docs/benchmarks.md, Ingest). A Parquet
+    # file loaded whole runs on the connection's own threads: its statements are long.
     threads: int = 1
 
 

@@ -11,7 +11,7 @@
 Why not chunks, as JSONL and CSV are loaded? A chunk is a transaction of its own on one
 thread, and per chunk DuckDB commits and compresses what it wrote. Whole-file statements let
 DuckDB write row groups from both threads, straight to the file. Measured on 5.1M rows
-(docs/benchmarks.md, Ingest): 11-12 s wall against 19.6 s for the chunked path.
+(docs/benchmarks.md, Ingest): 10.1-13.7 s wall against 19.6 s for the chunked path.
 
 Events go in no particular order (`preserve_insertion_order = false`). The store's readers order
 by time; keeping the file's order made DuckDB rewrite the whole table at the next checkpoint
