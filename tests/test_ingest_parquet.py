@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from micromoments.config import Config
+from micromoments.errors import InputError
 from micromoments.demo import generate
 from micromoments.store import Store
 from micromoments.store import ingest as ingest_module
@@ -175,3 +176,19 @@ def test_a_failed_whole_file_load_leaves_nothing_behind(demo_parquet: tuple[Path
     for table in ("events", "quarantine", "identity_links"):
         assert store.count(table) == 0, table
     store_loader.close()
+
+
+def test_a_parquet_file_with_corrupt_pages_is_one_clear_error(tmp_path: Path) -> None:
+    # The footer reads (pyarrow opens it), the data pages do not: DuckDB fails in the narrow pass.
+    path = tmp_path / "corrupt.parquet"
+    n = 50_000
+    pq.write_table(pa.table({"userId": [f"u{i}" for i in range(n)], "timestamp": ["2026-01-05T10:00:00Z"] * n}),
+                   path, compression="snappy")
+    data = bytearray(path.read_bytes())
+    data[200:5000] = bytes((b * 7 + 13) % 256 for b in data[200:5000])
+    path.write_bytes(bytes(data))
+    store = Store(":memory:")
+    with pytest.raises(InputError, match="cannot read as Parquet") as caught:
+        ingest_file(store, path)
+    assert str(path) in str(caught.value)
+    assert store.count("events") == 0 and store.count("quarantine") == 0

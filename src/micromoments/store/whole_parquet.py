@@ -93,13 +93,12 @@ def load_whole_parquet(
     with duckdb_settings(con, enable_progress_bar=True, enable_progress_bar_print=False,
                          preserve_insertion_order=False):
         try:
-            try:
-                with _reporting(con, report, 0.0, _NARROW_SHARE):
-                    con.execute(f"CREATE TEMP TABLE {n} AS SELECT {_NARROW} FROM ({finished(rows)})")
-            except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-                raise InputError(f"cannot read as Parquet: {exc}", where=source) from exc
+            with _reporting(con, report, 0.0, _NARROW_SHARE):
+                con.execute(f"CREATE TEMP TABLE {n} AS SELECT {_NARROW} FROM ({finished(rows)})")
             return _store(con, n, rows, finished=finished, raw_sql=raw_sql, source=source, now=now,
                           people=people, report=report)
+        except (duckdb.IOException, duckdb.InvalidInputException) as exc:  # either pass reads the file
+            raise InputError(f"cannot read as Parquet: {exc}", where=source) from exc
         finally:
             for table in (n, f"{n}_repeats", f"{n}_moved"):
                 con.execute(f"DROP TABLE IF EXISTS temp.{table}")
