@@ -93,10 +93,11 @@ def _ingest_all(files: list[Path], config: Config) -> tuple[list[tuple], dict[st
     return counts, {name: store.duck.execute(sql).fetchall() for name, sql in TABLES.items()}
 
 
-@pytest.mark.parametrize(("chunk_lines", "row_group"),
-                         [(250_000, ingest_module.ROW_GROUP_ROWS), (1000, 512), (600, 97)])
+@pytest.mark.parametrize(("chunk_lines", "row_group", "statement_rows"),
+                         [(250_000, ingest_module.ROW_GROUP_ROWS, 20_000_000), (1000, 512, 3000), (600, 97, 1000)])
 def test_whole_file_parquet_gives_the_store_the_chunked_path_gives(
     demo_parquet: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, chunk_lines: int, row_group: int,
+    statement_rows: int,
 ) -> None:
     typed, text = demo_parquet
     files = [typed, text, typed]  # the second copy of `typed`: every row a repeat or quarantined again
@@ -106,6 +107,9 @@ def test_whole_file_parquet_gives_the_store_the_chunked_path_gives(
     monkeypatch.setattr(ingest_module, "WHOLE_FILE_PARQUET", False)
     staged_counts, staged_tables = _ingest_all(files, config)
     monkeypatch.setattr(ingest_module, "WHOLE_FILE_PARQUET", True)
+    # Several ranges of whole row groups (typed: groups of 3,000, cut into 1,000s at 1,000): there,
+    # row 3,000 repeats row 6 of the first range, and is found among the events stored by then.
+    config.ingest.parquet_statement_rows = statement_rows
     direct_counts, direct_tables = _ingest_all(files, config)
     assert direct_counts == staged_counts
     for name in TABLES:
@@ -176,6 +180,18 @@ def test_a_failed_whole_file_load_leaves_nothing_behind(demo_parquet: tuple[Path
     for table in ("events", "quarantine", "identity_links"):
         assert store.count(table) == 0, table
     store_loader.close()
+
+
+def test_row_ranges_follow_row_groups_and_cut_big_ones(tmp_path: Path) -> None:
+    from micromoments.sources.tabular import parquet_row_ranges
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"a": list(range(100))}), path, row_group_size=10)
+    assert parquet_row_ranges(path, rows=25) == [(1, 20), (21, 40), (41, 60), (61, 80), (81, 100)]
+    big = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"a": list(range(100))}), big, row_group_size=70)
+    assert parquet_row_ranges(big, rows=20) == [(1, 17), (18, 35), (36, 52), (53, 70), (71, 100)]
+    assert parquet_row_ranges(big, rows=1000) == [(1, 100)]
 
 
 def test_a_parquet_file_with_corrupt_pages_is_one_clear_error(tmp_path: Path) -> None:

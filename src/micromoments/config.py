@@ -36,6 +36,10 @@ class IngestConfig:
     # DuckDB's memory cap while ingesting: it spills instead of growing, so memory stays
     # flat on files far bigger than RAM (and the cap made ingest no slower in our runs).
     memory_limit: str = "1GB"
+    # Rows a Parquet file loaded whole reads per range (whole row groups; one transaction each).
+    # Larger ranges keep both cores busier; smaller ones bound DuckDB's temp files (~100 bytes a
+    # row spill beyond `memory_limit`) and what a failure rolls back.
+    parquet_statement_rows: int = 20_000_000
     # DuckDB threads per chunk's statements (0 = the connection's own setting). One thread did
     # the same work in ~40 % less CPU time than two (see docs/benchmarks.md, Ingest). A Parquet
     # file loaded whole runs on the connection's own threads: its statements are long.

@@ -279,16 +279,52 @@ def iter_parquet_chunks(
         yield RowChunk(table)
 
 
-def parquet_rows_sql(path: str | Path) -> str:
-    """A Parquet file's rows as `(line_no, <its columns>)`, read by DuckDB; `line_no` counts from 1.
+def parquet_row_ranges(path: str | Path, *, rows: int = 250_000) -> list[tuple[int, int]]:
+    """Rows of a Parquet file in chunks of about `rows`: 1-based, inclusive (first, last).
 
-    >>> print(parquet_rows_sql("e.parquet"))
-    (SELECT file_row_number + 1 AS line_no, * EXCLUDE (file_row_number) FROM read_parquet('e.parquet', file_row_number = true, hive_partitioning = false))
+    Chunks end at row-group boundaries where they can, so a range scan decodes only its
+    own groups (DuckDB prunes the others by row number); a group of more than twice
+    `rows` is cut into pieces, which keeps a chunk small at the price of decoding that
+    group once per piece.
+
+    >>> import tempfile, os, pyarrow as pa, pyarrow.parquet as pq
+    >>> p = os.path.join(tempfile.mkdtemp(), "t.parquet")
+    >>> pq.write_table(pa.table({"a": list(range(10))}), p, row_group_size=3)
+    >>> parquet_row_ranges(p, rows=6)
+    [(1, 6), (7, 10)]
+    """
+    meta = _open_parquet(path).metadata
+    ranges: list[tuple[int, int]] = []
+    start = end = 0  # 0-based [start, end) of the chunk being gathered
+    for i in range(meta.num_row_groups):
+        n = meta.row_group(i).num_rows
+        if end > start and end - start + n > rows:
+            ranges.append((start + 1, end))
+            start = end
+        if n > 2 * rows:  # one huge group: pieces of it
+            pieces = -(-n // rows)
+            cuts = [end + n * k // pieces for k in range(pieces + 1)]
+            ranges.extend((a + 1, b) for a, b in zip(cuts, cuts[1:]))
+            start = end = end + n
+            continue
+        end += n
+    if end > start:
+        ranges.append((start + 1, end))
+    return ranges
+
+
+def parquet_rows_sql(path: str | Path, first: int | None = None, last: int | None = None) -> str:
+    """A Parquet file's rows (`first..last`, 1-based, inclusive; all by default) as
+    `(line_no, <its columns>)`, read by DuckDB; `line_no` is the row's number in the file.
+
+    >>> print(parquet_rows_sql("e.parquet", 1, 10))
+    (SELECT file_row_number + 1 AS line_no, * EXCLUDE (file_row_number) FROM read_parquet('e.parquet', file_row_number = true, hive_partitioning = false) WHERE file_row_number BETWEEN 0 AND 9)
     """
     from micromoments.events.sql import sql_literal
 
+    where = "" if first is None or last is None else f" WHERE file_row_number BETWEEN {first - 1} AND {last - 1}"
     return (f"(SELECT file_row_number + 1 AS line_no, * EXCLUDE (file_row_number) FROM "
-            f"read_parquet({sql_literal(str(path))}, file_row_number = true, hive_partitioning = false))")
+            f"read_parquet({sql_literal(str(path))}, file_row_number = true, hive_partitioning = false){where})")
 
 
 def duckdb_reads_parquet(path: str | Path, columns: list[str]) -> bool:

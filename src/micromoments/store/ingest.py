@@ -44,6 +44,7 @@ from micromoments.sources.tabular import (
     duckdb_reads_parquet,
     iter_csv_chunks,
     iter_parquet_chunks,
+    parquet_row_ranges,
     parquet_rows_sql,
     parse_mapping,
     resolve_mapping,
@@ -511,7 +512,7 @@ def ingest_file(
                          disabled_compression_methods=_without_fsst(con)):
         try:
             if whole:
-                _ingest_whole_parquet(loader, path, mapping, progress)
+                _ingest_whole_parquet(loader, path, mapping, config, progress)
             else:
                 _ingest_chunks(loader, path, fmt, mapping, config, progress)
         finally:
@@ -592,25 +593,29 @@ def _loads_whole(path: Path, fmt: str) -> bool:
 
 
 def _ingest_whole_parquet(loader: _Loader, path: Path, mapping: str | dict[str, str] | None,
-                          progress: Callable[[int], None]) -> None:
-    """Load a Parquet file with `load_whole_parquet`; counts go to the loader's result."""
+                          config: Config, progress: Callable[[int], None]) -> None:
+    """Load a Parquet file with `load_whole_parquet`, in ranges of about
+    `[ingest] parquet_statement_rows` rows; counts go to the loader's result."""
     explicit = parse_mapping(mapping) if isinstance(mapping, str) or mapping is None else dict(mapping)
     columns = tabular_columns(path, "parquet")
     resolved = resolve_mapping(columns, explicit, where=str(path))
     kinds = tabular_kinds(path, "parquet")
-    size = file_size(path)
-    counts = load_whole_parquet(
-        loader.con, parquet_rows_sql(path),
-        finished=lambda rows: loader.finish(tabular_mapping_sql(columns, resolved, rows, kinds)),
-        raw_sql=tabular_raw_sql(columns, "c"), source=loader.source, now=loader.now, people=loader.people,
-        on_fraction=lambda fraction: progress(int(size * fraction)))
-    result = loader.result
-    result.read += counts.read
-    result.loaded += counts.loaded
-    result.duplicates += counts.duplicates
-    result.quarantined += counts.quarantined
-    result.restitched += counts.restitched
-    loader.count_reasons(counts.reasons)
+    ranges = parquet_row_ranges(path, rows=config.ingest.parquet_statement_rows)
+    total_rows, size = max(ranges[-1][1] if ranges else 0, 1), file_size(path)
+    for first, last in ranges:
+        counts = load_whole_parquet(
+            loader.con, parquet_rows_sql(path, first, last),
+            finished=lambda rows: loader.finish(tabular_mapping_sql(columns, resolved, rows, kinds)),
+            raw_sql=tabular_raw_sql(columns, "c"), source=loader.source, now=loader.now, people=loader.people,
+            on_fraction=lambda fraction, a=first, b=last: progress(int(size * (a - 1 + fraction * (b - a + 1)) / total_rows)))
+        result = loader.result
+        result.read += counts.read
+        result.loaded += counts.loaded
+        result.duplicates += counts.duplicates
+        result.quarantined += counts.quarantined
+        result.restitched += counts.restitched
+        loader.count_reasons(counts.reasons)
+    progress(size)
 
 
 def _json_tables(path: Path, progress: Callable[[int], None]):
