@@ -183,7 +183,11 @@ def _mark_repeats(con: Any, n: str) -> str:
 
 @contextmanager
 def _reporting(con: Any, report: Callable[[float], None], start: float, end: float) -> Iterator[None]:
-    """While the block runs a statement on `con`, pass its progress on, scaled into [start, end]."""
+    """While the block runs a statement on `con`, pass its progress on, scaled into [start, end].
+
+    Polled from a second thread: DuckDB reads a query's progress from atomics, without the lock
+    the running statement holds (`ClientContext::GetQueryProgress`).
+    """
     done = threading.Event()
 
     def poll() -> None:
