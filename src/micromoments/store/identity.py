@@ -96,6 +96,41 @@ class PeopleSoFar:
         return out
 
 
+Link = tuple[str, str, str]  # (a, b, via): b is a user id; via is identify / alias / event
+
+
+def links_in(con: duckdb.DuckDBPyConnection, table: str) -> list[Link]:
+    """The distinct id links among the valid rows (`_reason IS NULL`) of a staged `table` with
+    `anonymous_id`, `user_id`, `previous_id` and `type`: a few per person, not per event.
+
+    >>> con = duckdb.connect()
+    >>> _ = con.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('a1', 'u1', NULL, 'identify', NULL), "
+    ...                 "('a1', 'u1', NULL, 'track', NULL), (NULL, 'u2', 'u1', 'alias', NULL), "
+    ...                 "('a9', 'u9', NULL, 'track', 'bad')) v(anonymous_id, user_id, previous_id, type, _reason)")
+    >>> sorted(links_in(con, "t"))
+    [('a1', 'u1', 'event'), ('a1', 'u1', 'identify'), ('u1', 'u2', 'alias')]
+    """
+    return con.execute(
+        f"""SELECT DISTINCT anonymous_id, user_id, CASE WHEN type = 'identify' THEN 'identify' ELSE 'event' END
+           FROM {table} WHERE _reason IS NULL AND anonymous_id IS NOT NULL AND user_id IS NOT NULL
+             AND anonymous_id <> user_id
+           UNION ALL
+           SELECT DISTINCT previous_id, user_id, 'alias'
+           FROM {table} WHERE _reason IS NULL AND type = 'alias' AND previous_id <> user_id""").fetchall()
+
+
+def record_links(con: duckdb.DuckDBPyConnection, links: list[Link]) -> None:
+    """Append `links` (see `links_in`) to `identity_links`, on the caller's transaction."""
+    if not links:
+        return
+    a, b, via = zip(*links)
+    con.register("_links", pa.table({"a": a, "b": b, "via": via}))
+    try:
+        con.execute("INSERT INTO identity_links SELECT a, b, via FROM _links")
+    finally:
+        con.unregister("_links")
+
+
 def rebuild_identities(con: duckdb.DuckDBPyConnection) -> int:
     """Recompute `identities` from `identity_links`, then re-key `events`; returns rows re-keyed."""
     con.execute("CREATE OR REPLACE TABLE identity_links AS "

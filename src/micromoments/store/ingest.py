@@ -54,7 +54,7 @@ from micromoments.sources.tabular import (
     tabular_raw_sql,
 )
 from micromoments.store import Store
-from micromoments.store.identity import PeopleSoFar, rebuild_identities
+from micromoments.store.identity import PeopleSoFar, links_in, rebuild_identities, record_links
 from micromoments.store.schema import EVENTS_COLUMNS
 from micromoments.store.settings import duckdb_settings
 from micromoments.store.whole_parquet import load_whole_parquet
@@ -208,14 +208,7 @@ class _Loader:
         self.staged = staged
         con = self.con
         total, bad = con.execute(f"SELECT count(*), count(_reason) FROM {staged}").fetchone()
-        links = con.execute(
-            f"""SELECT DISTINCT anonymous_id, user_id, CASE WHEN type = 'identify' THEN 'identify' ELSE 'event' END
-               FROM {staged} WHERE _reason IS NULL AND anonymous_id IS NOT NULL AND user_id IS NOT NULL
-                 AND anonymous_id <> user_id
-               UNION ALL
-               SELECT DISTINCT previous_id, user_id, 'alias'
-               FROM {staged} WHERE _reason IS NULL AND type = 'alias' AND previous_id <> user_id"""
-        ).fetchall()  # a few per person, not per event
+        links = links_in(con, staged)
         self.people.add((a, b) for a, b, _ in links)
         new = self._mark_and_rekey()
         con.execute("BEGIN TRANSACTION")
@@ -227,11 +220,7 @@ class _Loader:
                     f"FROM {staged} s WHERE s._reason IS NOT NULL",
                     [self.source, self.now],
                 )
-            if links:
-                a, b, via = zip(*links)
-                con.register("_links", pa.table({"a": a, "b": b, "via": via}))
-                con.execute("INSERT INTO identity_links SELECT a, b, via FROM _links")
-                con.unregister("_links")
+            record_links(con, links)
             after = self._insert_new_events(new)
             con.execute("COMMIT")
         except BaseException:

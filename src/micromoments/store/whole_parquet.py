@@ -44,7 +44,7 @@ import pyarrow as pa
 
 from micromoments.errors import InputError
 from micromoments.events.sql import sql_literal
-from micromoments.store.identity import PeopleSoFar
+from micromoments.store.identity import PeopleSoFar, links_in, record_links
 from micromoments.store.schema import EVENTS_COLUMNS
 from micromoments.store.settings import duckdb_settings
 
@@ -109,12 +109,7 @@ def _store(con: Any, n: str, rows: str, *, finished: Callable[[str], str], raw_s
     counts = WholeFileCounts()
     counts.read, counts.quarantined = (int(v) for v in con.execute(
         f"SELECT count(*), count(_reason) FROM {n}").fetchone())
-    links = con.execute(
-        f"""SELECT DISTINCT anonymous_id, user_id, CASE WHEN type = 'identify' THEN 'identify' ELSE 'event' END
-           FROM {n} WHERE {_GOOD} AND anonymous_id IS NOT NULL AND user_id IS NOT NULL AND anonymous_id <> user_id
-           UNION ALL
-           SELECT DISTINCT previous_id, user_id, 'alias' FROM {n}
-           WHERE {_GOOD} AND type = 'alias' AND previous_id <> user_id""").fetchall()
+    links = links_in(con, n)
     people.add((a, b) for a, b, _ in links)
     repeats = _mark_repeats(con, n)
     counts.duplicates = int(con.execute(f"SELECT count(*) FROM {repeats}").fetchone()[0])
@@ -137,11 +132,7 @@ def _store(con: Any, n: str, rows: str, *, finished: Callable[[str], str], raw_s
                     SELECT {sql_literal(source)}, q.line_no, q._field, q._reason, {raw_sql}, ?
                     FROM {n} q JOIN {rows} c ON c.line_no = q.line_no WHERE q._reason IS NOT NULL""", [now])
             counts.reasons = [r[0] for r in con.execute(f"SELECT _reason FROM {n} WHERE _reason IS NOT NULL").fetchall()]
-        if links:
-            a, b, via = zip(*links)
-            con.register("_links", pa.table({"a": a, "b": b, "via": via}))
-            con.execute("INSERT INTO identity_links SELECT a, b, via FROM _links")
-            con.unregister("_links")
+        record_links(con, links)
         if counts.loaded:
             columns = ", ".join('coalesce(m.person, f.person_id)' if c == "person_id" else f'f."{c}"'
                                 for c in EVENTS_COLUMNS)
