@@ -168,26 +168,16 @@ class _Loader:
         cannot store yet (the carry, see `_insert_new_events`) stay where they are
         instead of being copied.
         """
-        return self._scratch_table(_STAGED_COLS, mapped_select)
-
-    def _scratch_table(self, columns: str, mapped_select: str) -> str:
         self.staged_n += 1
         staged = f"{self.scratch}._staged_{self.staged_n}"
         self.worker.execute(f"CREATE OR REPLACE TABLE {staged} AS "
-                            f"SELECT {columns}, false AS _dup FROM ({self.finish(mapped_select)})")
+                            f"SELECT {_STAGED_COLS}, false AS _dup FROM ({self.finish(mapped_select)})")
         return staged
 
     def finish(self, mapped_select: str) -> str:
         """Canonical columns plus `_field` / `_reason` over a mapped SELECT (see `finish_sql`)."""
         return finish_sql(f"({mapped_select})", now_sql=f"TIMESTAMP '{self.now.isoformat(sep=' ')}'",
                           max_future_hours=self.max_future_hours, source=self.source)
-
-    @staticmethod
-    def _wide_rows(table: str, after: int = -1, upto: int | None = None) -> str:
-        """A scratch table's rows after rowid `after` (up to `upto`)."""
-        if after < 0 and upto is None:
-            return table
-        return f"(SELECT * FROM {table} WHERE rowid > {after}{'' if upto is None else f' AND rowid <= {upto}'})"
 
     def _fill_raw(self, staged: str, relation: str, expr: str) -> None:
         """Give the scratch table's rejects their raw text: `raw` is left NULL while mapping
@@ -242,11 +232,9 @@ class _Loader:
 
     def _carried(self, columns: str | None = None) -> str:
         """The carried rows (by default all canonical columns), as one relation."""
-        return " UNION ALL ".join(
-            f"SELECT {columns} FROM {table} WHERE {_KEEP} AND rowid > {after}"
-            if columns is not None
-            else f"SELECT {self._event_select()} FROM {self._wide_rows(table, after)} WHERE {_KEEP}"
-            for table, after in self.carry)
+        columns = columns or self._event_select()
+        return " UNION ALL ".join(f"SELECT {columns} FROM {table} WHERE {_KEEP} AND rowid > {after}"
+                                  for table, after in self.carry)
 
     def _mark_and_rekey(self) -> int:
         """Mark the chunk's repeats (`_dup`), re-key its people; returns its new rows.
@@ -310,9 +298,9 @@ class _Loader:
         if take > self.carried:
             after = con.execute(f"SELECT rowid FROM {staged} WHERE {_KEEP} ORDER BY rowid "
                                 f"LIMIT 1 OFFSET {take - self.carried - 1}").fetchone()[0]
-            parts.append(f"SELECT {self._event_select()} FROM {self._wide_rows(staged, upto=after)} WHERE {_KEEP}")
+            parts.append(f"SELECT {self._event_select()} FROM {staged} WHERE {_KEEP} AND rowid <= {after}")
         inserted = con.execute(f"INSERT INTO events ({_EVENT_COLS}) " + " UNION ALL ".join(parts)).fetchone()[0]
-        if inserted != take:  # e.g. a file changed under us: its rows no longer line up with the staged
+        if inserted != take:  # the carry's bookkeeping and the rows stored must agree
             raise InputError(f"stored {inserted} rows where {take} were staged", where=self.source,
                              hint="was the file changed while it was ingested?")
         self.stored += take
@@ -331,11 +319,10 @@ class _Loader:
             # Nothing stored (a small or repetitive chunk): the new rows join a compact copy,
             # so scratch tables of mostly repeated rows do not pile up.
             carry = f"{self.scratch}._carry"
-            rows = self._wide_rows(staged)
             if not any(table == carry for table, _ in self.carry):
-                con.execute(f"CREATE OR REPLACE TABLE {carry} AS SELECT * FROM {rows} WHERE {_KEEP}")
+                con.execute(f"CREATE OR REPLACE TABLE {carry} AS SELECT * FROM {staged} WHERE {_KEEP}")
             else:
-                con.execute(f"INSERT INTO {carry} SELECT * FROM {rows} WHERE {_KEEP}")
+                con.execute(f"INSERT INTO {carry} SELECT * FROM {staged} WHERE {_KEEP}")
             con.execute(f"DROP TABLE {staged}")
             if (carry, -1) not in self.carry:
                 self.carry.append((carry, -1))
@@ -550,10 +537,7 @@ def _ingest_chunks(loader: _Loader, path: Path, fmt: str,
                    mapping: str | dict[str, str] | None, config: Config,
                    progress: Callable[[int], None]) -> None:
     if fmt in ("csv", "tsv", "parquet"):
-        explicit = parse_mapping(mapping) if isinstance(mapping, str) or mapping is None else dict(mapping)
-        columns = tabular_columns(path, fmt, "\t" if fmt == "tsv" else ",")
-        resolved = resolve_mapping(columns, explicit, where=str(path))
-        kinds = tabular_kinds(path, fmt)
+        columns, resolved, kinds = _tabular_mapping(path, fmt, mapping)
         raw_sql = tabular_raw_sql(columns, "c")
         chunks = (
             iter_parquet_chunks(path, batch_rows=config.ingest.chunk_lines, on_progress=progress)
@@ -575,6 +559,14 @@ def _ingest_chunks(loader: _Loader, path: Path, fmt: str,
         )
 
 
+def _tabular_mapping(path: Path, fmt: str, mapping: str | dict[str, str] | None
+                     ) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """A CSV/TSV/Parquet file's columns, the canonical fields mapped onto them, and their kinds."""
+    explicit = parse_mapping(mapping) if isinstance(mapping, str) or mapping is None else dict(mapping)
+    columns = tabular_columns(path, fmt, "\t" if fmt == "tsv" else ",")
+    return columns, resolve_mapping(columns, explicit, where=str(path)), tabular_kinds(path, fmt)
+
+
 def _loads_whole(path: Path, fmt: str) -> bool:
     """Whether the file is loaded in whole-file statements (`whole_parquet`), not in chunks."""
     return (fmt == "parquet" and WHOLE_FILE_PARQUET
@@ -585,17 +577,15 @@ def _ingest_whole_parquet(loader: _Loader, path: Path, mapping: str | dict[str, 
                           config: Config, progress: Callable[[int], None]) -> None:
     """Load a Parquet file with `load_whole_parquet`, in ranges of about
     `[ingest] parquet_statement_rows` rows; counts go to the loader's result."""
-    explicit = parse_mapping(mapping) if isinstance(mapping, str) or mapping is None else dict(mapping)
-    columns = tabular_columns(path, "parquet")
-    resolved = resolve_mapping(columns, explicit, where=str(path))
-    kinds = tabular_kinds(path, "parquet")
+    columns, resolved, kinds = _tabular_mapping(path, "parquet", mapping)
+    raw_sql = tabular_raw_sql(columns, "c")
     ranges = parquet_row_ranges(path, rows=config.ingest.parquet_statement_rows)
     total_rows, size = max(ranges[-1][1] if ranges else 0, 1), file_size(path)
     for first, last in ranges:
         counts = load_whole_parquet(
             loader.con, parquet_rows_sql(path, first, last),
             finished=lambda rows: loader.finish(tabular_mapping_sql(columns, resolved, rows, kinds)),
-            raw_sql=tabular_raw_sql(columns, "c"), source=loader.source, now=loader.now, people=loader.people,
+            raw_sql=raw_sql, source=loader.source, now=loader.now, people=loader.people,
             on_fraction=lambda fraction, a=first, b=last: progress(int(size * (a - 1 + fraction * (b - a + 1)) / total_rows)))
         result = loader.result
         result.read += counts.read
