@@ -213,3 +213,34 @@ def test_sql_url_words_match_python() -> None:
     con = duckdb.connect()
     got = con.execute(f"SELECT url, {_URL_WORDS_SQL} FROM (SELECT unnest(?) AS url)", [urls]).fetchall()
     assert [(u, url_to_text(u)) for u in urls] == [(u, w or "") for u, w in got]
+
+
+def test_moments_are_stamped_on_events_and_restamped_when_they_change() -> None:
+    from micromoments.journey.moments import events_with_moments
+    from micromoments.journey.pipeline import load_events
+
+    store = make_store()
+    classify_store(store)
+    stamped = {r[0]: r[1:] for r in store.duck.execute(
+        "SELECT message_id, moment, go_type, confidence FROM events").fetchall()}
+    expected = {k: (v[0], v[1], v[3]) for k, v in moments(store).items()}
+    assert {k: v for k, v in stamped.items() if v != (None, None, None)} == expected
+    assert stamped["e10"] == (None, None, None)
+    # load_events reads the stamped columns: the same rows as the join with event_moments.
+    events, has_moments = load_events(store)
+    assert has_moments and "event_moments" not in store.ibis.compile(events)
+    joined = events_with_moments(store.table("events"), store.table("event_moments"))
+    cols = ["message_id", "moment", "go_type", "confidence"]
+    assert (store.ibis.execute(events.select(cols).order_by("message_id")).equals(
+        store.ibis.execute(joined.select(cols).order_by("message_id"))))
+    # A moment that goes away (the event no longer matches) is cleared on the next run; an event
+    # that gains one gets it; unchanged events are not rewritten.
+    store.duck.execute("UPDATE events SET query = NULL, event = 'Identify Called', page_url = NULL, "
+                       "page_title = NULL, properties = NULL WHERE message_id = 'e3'")
+    store.duck.execute("UPDATE events SET query = 'how to prune roses' WHERE message_id = 'e10'")
+    classify_store(store)
+    after = {r[0]: r[1] for r in store.duck.execute("SELECT message_id, moment FROM events").fetchall()}
+    assert after["e3"] is None and after["e10"] == "do"
+    from micromoments.intent.store_step import stamp_moments
+
+    assert stamp_moments(store.duck) == 0

@@ -4,6 +4,9 @@
 2. Classify only those not yet in `moments_by_text` for this model version (the cache).
 3. Build `event_moments` in DuckDB by joining the cache back to `events`, with event rules
    (checkout, store locator, tutorial video...) winning for events that carry no query.
+4. Stamp each event's `moment`, `go_type` and `confidence` onto `events` itself
+   (`stamp_moments`), so journey analytics read them without a join: joining 10M events with
+   their 9M moment rows on the text `message_id` cost more than everything else the journey reads.
 
 >>> from micromoments.store import Store
 >>> store = Store(":memory:")
@@ -45,6 +48,8 @@ EVENT_MOMENTS_COLUMNS: dict[str, str] = {
     "cues": "VARCHAR",
     "basis": "VARCHAR",           # query / title / url / rule
 }
+# The columns `stamp_moments` adds to `events` (the names `journey.load_events` reads).
+STAMPED_COLUMNS: dict[str, str] = {"moment": "VARCHAR", "go_type": "VARCHAR", "confidence": "DOUBLE"}
 BATCH = 20_000
 
 
@@ -83,6 +88,67 @@ FROM events
 def _create(duck: object, name: str, columns: dict[str, str]) -> None:
     cols = ", ".join(f'"{c}" {t}' for c, t in columns.items())
     duck.execute(f'CREATE TABLE IF NOT EXISTS "{name}" ({cols})')  # type: ignore[attr-defined]
+
+
+# `event_moments` from the keyed sources, the URL words, the rule hits and the cache (parameter: model version).
+EVENT_MOMENTS_SQL = """
+        CREATE OR REPLACE TABLE event_moments AS
+        WITH s AS (
+            SELECT k.message_id, k.q, k.t, coalesce(u.u, '') AS u, h.rule
+            FROM _mm_keyed k
+            LEFT JOIN _mm_urls u ON k.url = u.url
+            LEFT JOIN _mm_rule_hits h ON k.rule_key = h.rule_key
+        ),
+        b AS (
+            SELECT message_id, rule,
+                CASE WHEN q <> '' THEN 'query' WHEN rule IS NOT NULL THEN 'rule'
+                     WHEN t <> '' THEN 'title' WHEN u <> '' THEN 'url' END AS basis,
+                CASE WHEN q <> '' THEN q WHEN t <> '' THEN t ELSE u END AS text
+            FROM s
+        ),
+        m AS (SELECT text, moment, go_type, confidence, cues FROM moments_by_text WHERE model_version = ?)
+        SELECT b.message_id,
+               CASE WHEN b.basis = 'rule' THEN r.moment ELSE m.moment END AS moment,
+               CASE WHEN b.basis = 'rule' THEN r.go_type ELSE m.go_type END AS go_type,
+               CASE WHEN b.basis = 'rule' THEN r.confidence ELSE m.confidence END AS confidence,
+               CASE WHEN b.basis = 'rule' THEN r.cues ELSE m.cues END AS cues,
+               b.basis
+        FROM b
+        LEFT JOIN _mm_rules r ON r.idx = b.rule
+        LEFT JOIN m ON m.text = b.text
+        WHERE b.basis IS NOT NULL
+    """
+
+
+def stamp_moments(duck: object) -> int:
+    """Copy `event_moments` onto `events` (`moment`, `go_type`, `confidence`; NULL for events
+    without a row) and return how many events changed. Adds the columns on first use.
+
+    Only changed rows are written, so re-stamping an unchanged store costs two scans.
+
+    >>> import duckdb
+    >>> con = duckdb.connect()
+    >>> _ = con.execute("CREATE TABLE events (message_id VARCHAR); INSERT INTO events VALUES ('a'), ('b')")
+    >>> _ = con.execute("CREATE TABLE event_moments AS SELECT 'a' AS message_id, 'buy' AS moment, "
+    ...                 "NULL::VARCHAR AS go_type, 0.9 AS confidence")
+    >>> stamp_moments(con), con.execute("SELECT * FROM events ORDER BY 1").fetchall()
+    (1, [('a', 'buy', None, 0.9), ('b', None, None, None)])
+    """
+    for column, kind in STAMPED_COLUMNS.items():
+        duck.execute(f'ALTER TABLE events ADD COLUMN IF NOT EXISTS "{column}" {kind}')  # type: ignore[attr-defined]
+    cleared = duck.execute("""
+        UPDATE events SET moment = NULL, go_type = NULL, confidence = NULL
+        WHERE (moment IS NOT NULL OR go_type IS NOT NULL OR confidence IS NOT NULL)
+          AND NOT EXISTS (SELECT 1 FROM event_moments m WHERE m.message_id = events.message_id)
+    """).fetchone()[0]  # type: ignore[attr-defined]
+    changed = duck.execute("""
+        UPDATE events SET moment = m.moment, go_type = m.go_type, confidence = m.confidence
+        FROM event_moments m
+        WHERE events.message_id = m.message_id
+          AND (events.moment IS DISTINCT FROM m.moment OR events.go_type IS DISTINCT FROM m.go_type
+               OR events.confidence IS DISTINCT FROM m.confidence)
+    """).fetchone()[0]  # type: ignore[attr-defined]
+    return int(cleared) + int(changed)
 
 
 def classify_store(
@@ -182,33 +248,14 @@ def classify_store(
             FROM _mm_keyed WHERE ev IS NOT NULL OR url IS NOT NULL GROUP BY rule_key
         ), LATERAL (SELECT {rule_idx} AS rule) WHERE rule IS NOT NULL
     """)
-    duck.execute("""
-        CREATE OR REPLACE TABLE event_moments AS
-        WITH s AS (
-            SELECT k.message_id, k.q, k.t, coalesce(u.u, '') AS u, h.rule
-            FROM _mm_keyed k
-            LEFT JOIN _mm_urls u ON k.url = u.url
-            LEFT JOIN _mm_rule_hits h ON k.rule_key = h.rule_key
-        ),
-        b AS (
-            SELECT message_id, rule,
-                CASE WHEN q <> '' THEN 'query' WHEN rule IS NOT NULL THEN 'rule'
-                     WHEN t <> '' THEN 'title' WHEN u <> '' THEN 'url' END AS basis,
-                CASE WHEN q <> '' THEN q WHEN t <> '' THEN t ELSE u END AS text
-            FROM s
-        ),
-        m AS (SELECT text, moment, go_type, confidence, cues FROM moments_by_text WHERE model_version = ?)
-        SELECT b.message_id,
-               CASE WHEN b.basis = 'rule' THEN r.moment ELSE m.moment END AS moment,
-               CASE WHEN b.basis = 'rule' THEN r.go_type ELSE m.go_type END AS go_type,
-               CASE WHEN b.basis = 'rule' THEN r.confidence ELSE m.confidence END AS confidence,
-               CASE WHEN b.basis = 'rule' THEN r.cues ELSE m.cues END AS cues,
-               b.basis
-        FROM b
-        LEFT JOIN _mm_rules r ON r.idx = b.rule
-        LEFT JOIN m ON m.text = b.text
-        WHERE b.basis IS NOT NULL
-    """, [version])
+    duck.execute("BEGIN TRANSACTION")  # `event_moments` and the stamped columns change together
+    try:
+        duck.execute(EVENT_MOMENTS_SQL, [version])
+        stamp_moments(duck)
+    except BaseException:
+        duck.execute("ROLLBACK")
+        raise
+    duck.execute("COMMIT")
     for tmp in ("_mm_sources", "_mm_urls", "_mm_rules", "_mm_keyed", "_mm_rule_hits"):
         duck.execute(f"DROP TABLE IF EXISTS {tmp}")
     return {

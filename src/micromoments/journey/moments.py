@@ -11,6 +11,12 @@ import ibis
 import ibis.expr.types as ir
 
 NO_INTENT = ("other",)  # moment values that do not start or extend an episode
+MOMENT_COLUMNS = ("moment", "go_type", "confidence")
+
+
+def has_stamped_moments(events: ir.Table) -> bool:
+    """True when `events` carries the moment columns (the intent engine stamps them on)."""
+    return set(MOMENT_COLUMNS) <= set(events.columns)
 
 
 def events_with_moments(events: ir.Table, event_moments: ir.Table, *, dedupe: bool = False) -> ir.Table:
@@ -33,7 +39,7 @@ def events_with_moments(events: ir.Table, event_moments: ir.Table, *, dedupe: bo
         # table holds duplicates (costs a window over the whole table).
         w = ibis.window(group_by="_mid", order_by=[ibis.desc("confidence"), "moment"])
         em = em.mutate(_rk=ibis.row_number().over(w)).filter(lambda t: t._rk == 0).drop("_rk")
-    base = events.drop(*[c for c in ("moment", "go_type", "confidence") if c in events.columns])
+    base = events.drop(*[c for c in MOMENT_COLUMNS if c in events.columns])
     joined = base.left_join(em, base.message_id == em._mid)
     return joined.drop("_mid")
 

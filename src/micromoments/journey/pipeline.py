@@ -25,7 +25,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from micromoments.journey.episodes import DEFAULT_EPISODE_GAP_MINUTES, episodes_from_facts, finish_episodes
-from micromoments.journey.moments import events_with_moments, without_moments
+from micromoments.journey.moments import events_with_moments, has_stamped_moments, without_moments
 from micromoments.journey.sessions import (
     DEFAULT_GAP_MINUTES,
     event_facts,
@@ -70,9 +70,15 @@ class JourneySettings:
 
 
 def load_events(store: Any) -> tuple[ir.Table, bool]:
-    """`(events, has_moments)`: the store's events with `moment`/`go_type`/`confidence` columns."""
+    """`(events, has_moments)`: the store's events with `moment`/`go_type`/`confidence` columns.
+
+    The intent engine stamps them onto `events` (`intent.store_step.stamp_moments`), so they are
+    read as they are; a store classified before that joins `event_moments` instead.
+    """
     events = store.table("events")
     if store.has_table("event_moments"):
+        if has_stamped_moments(events):
+            return events, True
         return events_with_moments(events, store.table("event_moments")), True
     return without_moments(events), False
 
