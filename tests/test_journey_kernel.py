@@ -178,3 +178,32 @@ def test_person_time_order_is_sqls_order(span: int) -> None:
     key = lambda i: (person[i], t[i], ids[i])
     assert [key(i) for i in got] == [key(i) for i in want]
     assert sorted(got) == list(range(n))
+
+
+def test_hashed_read_matches_the_text_read_and_falls_back_on_collisions(monkeypatch) -> None:
+    # Microsecond timestamps with halves (DuckDB casts EPOCH's DOUBLE with halves to even) and
+    # times before 1970: the hashed read derives `secs` in numpy and must agree with the SQL.
+    con = ibis.duckdb.connect()
+    frame = random_shop(people=40, seed=11)
+    shift = pd.to_timedelta(np.random.default_rng(2).choice([0, 500_000, 1_500_000, 999_999], len(frame)), unit="us")
+    frame["ts"] = (frame.ts + shift).astype("datetime64[us]")
+    frame.loc[frame.index % 5 == 0, "ts"] -= pd.Timedelta(days=365 * 60)  # some in the 1960s
+    con.create_table("ev", frame)
+    con.raw_sql("ALTER TABLE ev ALTER ts TYPE TIMESTAMP")
+    narrow = fastpath.kernel_inputs(con.table("ev"))
+    hashed = fastpath.read_hashed(con, narrow)
+    text = fastpath.read_inputs(con, narrow, 1000)
+    assert hashed is not None and hashed.ts_type == pa.timestamp("us")
+    assert (hashed.columns["secs"] == text.columns["secs"]).all()
+    assert len(set(hashed.columns["secs"] % 2)) == 2 and (hashed.columns["secs"] < 0).any()
+    for c in ("has_query", "intent", "confidence", "revenue"):
+        np.testing.assert_array_equal(hashed.columns[c], text.columns[c])
+    for c in ("person_id", "channel", "moment"):
+        assert hashed.coded[c].take(np.arange(hashed.n)).equals(text.coded[c].take(np.arange(text.n)))
+    pairs = lambda inp: [inp.pairs[1][k] for k in inp.pairs[0]]
+    assert pairs(hashed) == pairs(text)
+    assert_same_journey(con, con.table("ev"))
+    # Hashes that collide: the read says so and the build reads the text instead, same tables.
+    monkeypatch.setattr(fastpath, "HASH_SQL", "hash({}) % 3")
+    assert fastpath.read_hashed(con, narrow) is None
+    assert_same_journey(con, con.table("ev"))

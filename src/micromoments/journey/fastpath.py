@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import ibis.expr.types as ir
+import ibis
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -33,6 +35,8 @@ from micromoments.journey.moments import NO_INTENT
 from micromoments.journey.sequence import sequence_kernel
 from micromoments.journey.vocab import EventVocabulary
 
+# How `read_hashed` keys the text columns (tests make it collide to check the fallback).
+HASH_SQL = "hash({})"
 BATCH_ROWS = 1_000_000  # events per Arrow batch of the read, and per kernel call (whole people)
 
 # (wall, CPU) seconds of the last build: `read` (DuckDB's join and the Arrow export, with the text
@@ -112,6 +116,8 @@ class KernelInput:
     ts: np.ndarray  # int64 in the column's own unit
     ts_type: pa.DataType
     columns: dict[str, np.ndarray]  # secs, has_query, intent, confidence, revenue
+    # (code of each event's (event, page_path) pair, the pairs): what the vocabulary flags read
+    pairs: tuple[np.ndarray, list[tuple[str | None, str | None]]]
 
     @property
     def n(self) -> int:
@@ -150,11 +156,94 @@ def read_inputs(con: Any, expr: ir.Table, batch_rows: int) -> KernelInput:
     arrays = {c: np.concatenate(v) if v else np.zeros(0, fills[c][0].to_pandas_dtype())
               for c, v in numbers.items()}
     message_id, query = (pa.chunked_array(text[c], type=types[c]) for c in ("message_id", "query"))
+    codes = {c: Coded.from_chunks(coded[c], schema.field(c).type) for c in CODED}
     return KernelInput(
-        coded={c: Coded.from_chunks(coded[c], schema.field(c).type) for c in CODED},
-        message_id=message_id, query=query.combine_chunks(), ts=arrays.pop("ts"), ts_type=types["ts"],
-        columns=arrays,
+        coded=codes, message_id=message_id, query=query.combine_chunks(), ts=arrays.pop("ts"),
+        ts_type=types["ts"], columns=arrays, pairs=event_pairs(codes.pop("event"), codes.pop("page_path")),
     )
+
+
+def event_pairs(event: Coded, page_path: Coded) -> tuple[np.ndarray, list[tuple[str | None, str | None]]]:
+    """A code per distinct (event, page_path) and the pairs, from the two coded columns.
+
+    >>> codes, pairs = event_pairs(Coded(np.array([0, 0, -1]), pa.array(["View"])),
+    ...                            Coded(np.array([1, 1, 0]), pa.array(["/", "/p"])))
+    >>> codes.tolist(), pairs
+    ([1, 1, 0], [(None, '/'), ('View', '/p')])
+    """
+    width = len(page_path.names) + 1
+    pair = (event.codes.astype(np.int64) + 1) * width + (page_path.codes + 1)  # 0 = NULL in each part
+    size = (len(event.names) + 1) * width
+    if size <= 1 << 22:  # a lookup table by code: no sort of all events
+        uniq = np.flatnonzero(np.bincount(pair, minlength=size))
+        lut = np.zeros(size, np.int32)
+        lut[uniq] = np.arange(len(uniq))
+        inverse = lut[pair]
+    else:
+        uniq, inverse = np.unique(pair, return_inverse=True)
+    e_names = [None, *event.names.to_pylist()]
+    p_names = [None, *page_path.names.to_pylist()]
+    return inverse.reshape(-1).astype(np.int32), [(e_names[u // width], p_names[u % width]) for u in uniq.tolist()]
+
+
+def read_hashed(con: Any, expr: ir.Table) -> KernelInput | None:
+    """`read_inputs` without exporting the coded text columns: DuckDB exports each one's 64-bit
+    `hash()` (a number), the distinct values come from one small `GROUP BY` per column, and
+    pandas maps the hashes to codes. None when two distinct values share a hash (the caller then
+    reads the text). `event` and `page_path` travel as one hash of the pair (the flags need only
+    the pair); `secs` and `intent` are derived here from `ts` and the moment codes, exactly as the
+    SQL computes them, because DuckDB's export costs about the same per value whatever its width.
+
+    Exporting the text columns and coding them in Python took 7.4 s of a 13.5 s build at 10M
+    events (docs/benchmarks.md, journey).
+    """
+    duck = con.con
+    sql = ibis.to_sql(expr, dialect="duckdb")
+    keys = {"person_id": "person_id", "channel": "channel", "moment": "moment", "pair": "event, page_path"}
+    dictionaries: dict[str, tuple[pd.Index, pa.Table]] = {}
+    for name, cols in keys.items():
+        d = duck.execute(f"SELECT {cols}, {HASH_SQL.format(cols)} AS _h FROM ({sql}) GROUP BY ALL").to_arrow_table()
+        hashes = pd.Index(d.column("_h").to_numpy())
+        if not hashes.is_unique:
+            return None
+        dictionaries[name] = (hashes, d.drop_columns(["_h"]))
+    ts_type = expr.schema().to_pyarrow().field("ts").type
+    exact_secs = ts_type == pa.timestamp("us")  # else the SQL's casts decide: read its `secs`
+    table = duck.execute(f"""
+        SELECT {", ".join(f"{HASH_SQL.format(cols)} AS {name}" for name, cols in keys.items())}, ts,
+               {"" if exact_secs else "secs, "}coalesce(has_query, false) AS has_query,
+               coalesce(confidence, 1.0)::DOUBLE AS confidence,
+               coalesce(revenue::DOUBLE, 'NaN'::DOUBLE) AS revenue, message_id, query
+        FROM ({sql})""").to_arrow_table()
+    codes = {}
+    for name, (hashes, values) in dictionaries.items():
+        codes[name] = hashes.get_indexer(_np(table.column(name))).astype(np.int32)
+        table = table.drop_columns([name])
+    coded = {c: _without_null(codes[c], dictionaries[c][1].column(c).combine_chunks())
+             for c in ("person_id", "channel", "moment")}
+    ts_col = table.column("ts")
+    ts = np.ascontiguousarray(_np(pc.cast(ts_col, pa.int64())))
+    moment = coded["moment"]
+    intent_of = ~np.isin(np.asarray(moment.names.to_pylist(), object), list(NO_INTENT))
+    columns = {c: np.ascontiguousarray(_np(table.column(c))) for c in ("has_query", "confidence", "revenue")}
+    # DuckDB: CAST(EPOCH(ts) AS BIGINT), a DOUBLE of micros / 1e6 cast with halves to even (rint).
+    columns["secs"] = (np.rint(ts / 1e6).astype(np.int64) if exact_secs
+                       else np.ascontiguousarray(_np(table.column("secs"))))
+    columns["intent"] = np.append(intent_of, False)[moment.codes]  # code -1 (NULL) reads the False
+    pairs = dictionaries["pair"][1]
+    return KernelInput(
+        coded=coded, message_id=table.column("message_id"), query=table.column("query").combine_chunks(),
+        ts=ts, ts_type=ts_col.type, columns=columns,
+        pairs=(codes["pair"], list(zip(pairs.column("event").to_pylist(), pairs.column("page_path").to_pylist()))),
+    )
+
+
+def _without_null(codes: np.ndarray, values: pa.Array) -> Coded:
+    """Codes into `values` -> a `Coded` whose names hold no NULL (its code becomes -1)."""
+    valid = np.asarray(values.is_valid())
+    remap = np.full(len(values) + 1, -1, np.int32)  # the extra slot: code -1 stays -1
+    remap[np.flatnonzero(valid)] = np.arange(int(valid.sum()), dtype=np.int32)
+    return Coded(remap[codes], values.filter(pa.array(valid)))
 
 
 def person_time_order(person: np.ndarray, t: np.ndarray, message_id: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -200,27 +289,14 @@ class EventFlags:
 
     They depend only on (`event`, `page_path`), which take few distinct values: each distinct pair
     is evaluated once with the vocabulary's own Ibis expressions (on a private in-memory DuckDB)
-    and the answers are looked up per event by code.
+    and the answers are looked up per event by the pair's code.
     """
 
     NAMES = ("is_conv", "is_cart", "is_view", "is_support")
 
-    def __init__(self, vocab: EventVocabulary, event: Coded, page_path: Coded) -> None:
-        width = len(page_path.names) + 1
-        pair = (event.codes.astype(np.int64) + 1) * width + (page_path.codes + 1)  # 0 = NULL in each part
-        size = (len(event.names) + 1) * width
-        if size <= 1 << 22:  # a lookup table by code: no sort of all events
-            uniq = np.flatnonzero(np.bincount(pair, minlength=size))
-            lut = np.zeros(size, np.int64)
-            lut[uniq] = np.arange(len(uniq))
-            inverse = lut[pair]
-        else:
-            uniq, inverse = np.unique(pair, return_inverse=True)
-        e_names = [None, *event.names.to_pylist()]
-        p_names = [None, *page_path.names.to_pylist()]
-        keys = [(e_names[u // width], p_names[u % width]) for u in uniq.tolist()]
-        del pair
-        self.bits = (self._evaluate(vocab, keys)[inverse.reshape(-1)] if keys else np.zeros(0)).astype(np.uint8)
+    def __init__(self, vocab: EventVocabulary, pair_codes: np.ndarray,
+                 pairs: list[tuple[str | None, str | None]]) -> None:
+        self.bits = (self._evaluate(vocab, pairs)[pair_codes] if pairs else np.zeros(0)).astype(np.uint8)
 
     @staticmethod
     def _evaluate(vocab: EventVocabulary, pairs: list[tuple[str | None, str | None]]) -> np.ndarray:
@@ -337,13 +413,14 @@ def kernel_parts(con: Any, narrow: ir.Table, vocab: EventVocabulary, gap_minutes
     batch_rows = batch_rows or BATCH_ROWS
     last_timings.clear()
     with timed("read"):
-        inp = read_inputs(con, kernel_inputs(narrow), batch_rows)
+        expr = kernel_inputs(narrow)
+        inp = read_hashed(con, expr) or read_inputs(con, expr, batch_rows)
     with timed("order"):
         person = inp.coded["person_id"].codes
         order = person_time_order(person, inp.ts, inp.message_id)
     with timed("kernel"):
         moment, moment_names = inp.coded["moment"].ranked()
-        flags = EventFlags(vocab, inp.coded["event"], inp.coded["page_path"])
+        flags = EventFlags(vocab, *inp.pairs)
         event_no = np.zeros(inp.n, np.int32)
         session_no = np.zeros(inp.n, np.int32)
     keys_schema = pa.schema([("message_id", inp.message_id.type), ("event_no", pa.int32()), ("session_no", pa.int32())])
