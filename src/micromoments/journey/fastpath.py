@@ -186,7 +186,7 @@ def event_pairs(event: Coded, page_path: Coded) -> tuple[np.ndarray, list[tuple[
     return inverse.reshape(-1).astype(np.int32), [(e_names[u // width], p_names[u % width]) for u in uniq.tolist()]
 
 
-def read_hashed(con: Any, expr: ir.Table) -> KernelInput | None:
+def read_hashed(con: Any, expr: ir.Table, batch_rows: int = BATCH_ROWS) -> KernelInput | None:
     """`read_inputs` without exporting the coded text columns: DuckDB exports each one's 64-bit
     `hash()` (a number), the distinct values come from one small `GROUP BY` per column, and
     pandas maps the hashes to codes. None when two distinct values share a hash (the caller then
@@ -200,50 +200,91 @@ def read_hashed(con: Any, expr: ir.Table) -> KernelInput | None:
     duck = con.con
     sql = ibis.to_sql(expr, dialect="duckdb")
     keys = {"person_id": "person_id", "channel": "channel", "moment": "moment", "pair": "event, page_path"}
-    dictionaries: dict[str, tuple[pd.Index, pa.Table]] = {}
+    indexes: dict[str, pd.Index] = {}
+    values: dict[str, pa.Table] = {}
     for name, cols in keys.items():
         d = duck.execute(f"SELECT {cols}, {HASH_SQL.format(cols)} AS _h FROM ({sql}) GROUP BY ALL").to_arrow_table()
-        hashes = pd.Index(d.column("_h").to_numpy())
-        if not hashes.is_unique:
+        hashes = d.column("_h").to_numpy()
+        if not pd.Index(hashes).is_unique:
             return None
-        dictionaries[name] = (hashes, d.drop_columns(["_h"]))
+        if name != "pair":
+            # Without NULL's hash in the index, get_indexer gives NULL the code -1 by itself.
+            valid = np.asarray(d.column(cols).is_valid())
+            d, hashes = d.filter(pa.array(valid)), hashes[valid]
+        indexes[name], values[name] = pd.Index(hashes), d.drop_columns(["_h"])
     ts_type = expr.schema().to_pyarrow().field("ts").type
     exact_secs = ts_type == pa.timestamp("us")  # else the SQL's casts decide: read its `secs`
-    table = duck.execute(f"""
-        SELECT {", ".join(f"{HASH_SQL.format(cols)} AS {name}" for name, cols in keys.items())}, ts,
-               {"" if exact_secs else "secs, "}coalesce(has_query, false) AS has_query,
+    numbers = {"ts": np.int64, "has_query": bool, "confidence": np.float64, "revenue": np.float64}
+    if not exact_secs:
+        numbers["secs"] = np.int64
+    texts: dict[str, list[pa.Array]] = {"message_id": [], "query": []}
+    # Filled in place (concatenating the batches' arrays cost ~1 s at 10M events). Counted before
+    # the read starts: another query on the connection would end its stream.
+    out = _Growing({**{name: np.int32 for name in keys}, **numbers},
+                   duck.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0])
+    reader = duck.execute(f"""
+        SELECT {", ".join(f"{HASH_SQL.format(cols)} AS {name}" for name, cols in keys.items())},
+               ts, {"" if exact_secs else "secs, "}coalesce(has_query, false) AS has_query,
                coalesce(confidence, 1.0)::DOUBLE AS confidence,
                coalesce(revenue::DOUBLE, 'NaN'::DOUBLE) AS revenue, message_id, query
-        FROM ({sql})""").to_arrow_table()
-    codes = {}
-    for name, (hashes, values) in dictionaries.items():
-        codes[name] = hashes.get_indexer(_np(table.column(name))).astype(np.int32)
-        table = table.drop_columns([name])
-    coded = {c: _without_null(codes[c], dictionaries[c][1].column(c).combine_chunks())
-             for c in ("person_id", "channel", "moment")}
-    ts_col = table.column("ts")
-    ts = np.ascontiguousarray(_np(pc.cast(ts_col, pa.int64())))
+        FROM ({sql})""").to_arrow_reader(batch_rows)
+    try:
+        # Batch by batch, copied out (an imported batch stays alive whole while any of its columns
+        # is referenced): the whole export at once peaked at 3.8 GB at 10M events.
+        for batch in reader:
+            rows = out.take(batch.num_rows)
+            for name in keys:
+                out[name][rows] = indexes[name].get_indexer(_np(batch.column(name)))
+            for c in numbers:
+                out[c][rows] = _np(batch.column(c)).view(np.int64) if c == "ts" else _np(batch.column(c))
+            for c in texts:
+                texts[c].append(pa.concat_arrays([batch.column(c)]))
+            del batch
+    finally:
+        reader.close()
+    col = out.arrays()
+    coded = {c: Coded(col.pop(c), values[c].column(c).combine_chunks()) for c in ("person_id", "channel", "moment")}
+    ts = col.pop("ts")
     moment = coded["moment"]
     intent_of = ~np.isin(np.asarray(moment.names.to_pylist(), object), list(NO_INTENT))
-    columns = {c: np.ascontiguousarray(_np(table.column(c))) for c in ("has_query", "confidence", "revenue")}
     # DuckDB: CAST(EPOCH(ts) AS BIGINT), a DOUBLE of micros / 1e6 cast with halves to even (rint).
-    columns["secs"] = (np.rint(ts / 1e6).astype(np.int64) if exact_secs
-                       else np.ascontiguousarray(_np(table.column("secs"))))
-    columns["intent"] = np.append(intent_of, False)[moment.codes]  # code -1 (NULL) reads the False
-    pairs = dictionaries["pair"][1]
+    if exact_secs:
+        col["secs"] = np.rint(ts / 1e6).astype(np.int64)
+    col["intent"] = np.append(intent_of, False)[moment.codes]  # code -1 (NULL) reads the False
+    pairs = values["pair"]
+    types = reader.schema
     return KernelInput(
-        coded=coded, message_id=table.column("message_id"), query=table.column("query").combine_chunks(),
-        ts=ts, ts_type=ts_col.type, columns=columns,
-        pairs=(codes["pair"], list(zip(pairs.column("event").to_pylist(), pairs.column("page_path").to_pylist()))),
+        coded=coded, message_id=pa.chunked_array(texts["message_id"], type=types.field("message_id").type),
+        query=pa.chunked_array(texts["query"], type=types.field("query").type).combine_chunks(),
+        ts=ts, ts_type=ts_type, columns=col,
+        pairs=(col.pop("pair"), list(zip(pairs.column("event").to_pylist(), pairs.column("page_path").to_pylist()))),
     )
 
 
-def _without_null(codes: np.ndarray, values: pa.Array) -> Coded:
-    """Codes into `values` -> a `Coded` whose names hold no NULL (its code becomes -1)."""
-    valid = np.asarray(values.is_valid())
-    remap = np.full(len(values) + 1, -1, np.int32)  # the extra slot: code -1 stays -1
-    remap[np.flatnonzero(valid)] = np.arange(int(valid.sum()), dtype=np.int32)
-    return Coded(remap[codes], values.filter(pa.array(valid)))
+class _Growing:
+    """numpy columns filled batch by batch, sized by a row count that may grow (rows that arrive
+    between the count and the read)."""
+
+    def __init__(self, dtypes: dict[str, Any], rows: int) -> None:
+        self._cols = {c: np.empty(rows, t) for c, t in dtypes.items()}
+        self.n = 0
+
+    def take(self, rows: int) -> slice:
+        """The next `rows` rows (capacity doubles if needed)."""
+        need = self.n + rows
+        for c, a in self._cols.items():
+            if need > len(a):
+                grown = np.empty(max(need, 2 * len(a)), a.dtype)
+                grown[: self.n] = a[: self.n]
+                self._cols[c] = grown
+        out, self.n = slice(self.n, need), need
+        return out
+
+    def __getitem__(self, column: str) -> np.ndarray:
+        return self._cols[column]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {c: a[: self.n] for c, a in self._cols.items()}
 
 
 def person_time_order(person: np.ndarray, t: np.ndarray, message_id: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -414,7 +455,7 @@ def kernel_parts(con: Any, narrow: ir.Table, vocab: EventVocabulary, gap_minutes
     last_timings.clear()
     with timed("read"):
         expr = kernel_inputs(narrow)
-        inp = read_hashed(con, expr) or read_inputs(con, expr, batch_rows)
+        inp = read_hashed(con, expr, batch_rows) or read_inputs(con, expr, batch_rows)
     with timed("order"):
         person = inp.coded["person_id"].codes
         order = person_time_order(person, inp.ts, inp.message_id)
