@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 
 from conftest import classified_demo_store, events_frame
-from micromoments.journey import fastpath, journey_map, path_links, pipeline, top_paths
+from micromoments.journey import fastpath, journey_map, kernel_input, path_links, pipeline, top_paths
 from micromoments.journey.pipeline import JourneySettings, build_journey
 from micromoments.journey.sequence import round_half_away, sequence_kernel
 from test_journey import scenario_rows
@@ -136,16 +136,38 @@ def test_random_shop_and_small_batches_match(monkeypatch) -> None:
     monkeypatch.setattr(fastpath, "BATCH_ROWS", 7)
     monkeypatch.setattr(pipeline, "WRITE_ROWS", 50)  # results written back in several inserts
     assert_same_journey(con, con.table("ev"))
+    # People in parts of ~120 events, each read ahead on a cursor while the kernel runs on the one before.
+    monkeypatch.setattr(fastpath, "PART_ROWS", 120)
+    reads = []
+    monkeypatch.setattr(kernel_input.HashedRead, "read", _recording(kernel_input.HashedRead.read, reads))
+    assert_same_journey(con, con.table("ev"))
+    events = con.table("ev").count().execute()
+    k = -(-events // 120)
+    assert k >= 3 and sorted(r[0] for r in reads) == list(range(k)) and {r[1] for r in reads} == {k}
+    assert sum(r[2] for r in reads) == events  # every event, once
+    assert con.con not in [duck for *_, duck in reads]  # read on a second connection
     assert_same_journey(con, con.table("ev"), JourneySettings(session_gap_minutes=5, episode_gap_minutes=1))
     monkeypatch.setattr(fastpath, "BATCH_ROWS", 100)
     assert_same_journey(con, con.table("shop"))
 
 
-def test_memtable_input_reads_on_the_main_connection() -> None:
-    # An Ibis memtable is visible to its own connection only: the ordered query cannot stream on a
-    # cursor, so results are gathered and written after the query (the other code path).
+def _recording(read, reads: list):
+    def wrapper(self, duck, part=0, parts=1):
+        inp = read(self, duck, part, parts)
+        reads.append((part, parts, inp.n, duck))
+        return inp
+    return wrapper
+
+
+def test_memtable_input_reads_on_the_main_connection(monkeypatch) -> None:
+    # An Ibis memtable is visible to its own connection only: its parts cannot be read ahead on a
+    # cursor, so they are read one after another on the main connection.
     con = ibis.duckdb.connect()
+    monkeypatch.setattr(fastpath, "PART_ROWS", 10)
+    reads = []
+    monkeypatch.setattr(kernel_input.HashedRead, "read", _recording(kernel_input.HashedRead.read, reads))
     assert_same_journey(con, ibis.memtable(events_frame(scenario_rows())))
+    assert len(reads) > 1 and all(duck is con.con for *_, duck in reads)
 
 
 def test_no_events_gives_empty_tables() -> None:
@@ -191,7 +213,7 @@ def test_hashed_read_matches_the_text_read_and_falls_back_on_collisions(monkeypa
     con.create_table("ev", frame)
     con.raw_sql("ALTER TABLE ev ALTER ts TYPE TIMESTAMP")
     narrow = fastpath.kernel_inputs(con.table("ev"))
-    hashed = fastpath.read_hashed(con, narrow)
+    hashed = fastpath.read_hashed(con, narrow, 1000)
     text = fastpath.read_inputs(con, narrow, 1000)
     assert hashed is not None and hashed.ts_type == pa.timestamp("us")
     assert (hashed.columns["secs"] == text.columns["secs"]).all()
@@ -204,6 +226,6 @@ def test_hashed_read_matches_the_text_read_and_falls_back_on_collisions(monkeypa
     assert pairs(hashed) == pairs(text)
     assert_same_journey(con, con.table("ev"))
     # Hashes that collide: the read says so and the build reads the text instead, same tables.
-    monkeypatch.setattr(fastpath, "HASH_SQL", "hash({}) % 3")
-    assert fastpath.read_hashed(con, narrow) is None
+    monkeypatch.setattr(kernel_input, "HASH_SQL", "hash({}) % 3")
+    assert fastpath.read_hashed(con, narrow, 1000) is None
     assert_same_journey(con, con.table("ev"))

@@ -1,11 +1,10 @@
-"""DuckDB executor of the journey kernel: one unordered read in, three tables out.
+"""DuckDB executor of the journey kernel: unordered reads in, three tables out.
 
-`build_journey` uses this on DuckDB. The events are read ONCE, in storage order, over only the
-columns the kernel needs (moments joined in the same query), as Arrow record batches. Each batch's
-text columns become integer codes at once (`person_id`, `event`, `page_path`, `channel`, `moment`;
-the strings are dropped), numpy orders the events by (person, ts, message_id) with one stable
-argsort of an integer key (`person_time_order`), and `sequence.sequence_kernel` walks them in
-slices of whole people. Sorting in DuckDB instead carried every text column through the sort and
+`build_journey` uses this on DuckDB. The events are read once, in storage order, over only the
+columns the kernel needs, as integer codes and numbers (`journey.kernel_input`: DuckDB exports
+hashes of the text columns), in parts of whole people; numpy orders each part's events by
+(person, ts, message_id) with one stable argsort of an integer key (`person_time_order`), and
+`sequence.sequence_kernel` walks them in slices of whole people while the next part is read. Sorting in DuckDB instead carried every text column through the sort and
 spilled under the memory cap (10M events: 9.3 s for the ordered read against 4.5 s for this read).
 The vocabulary flags are evaluated once per distinct (event, page_path) (`EventFlags`).
 `pipeline._build_with_kernel` writes the results back as Arrow into the tables the Ibis path builds
@@ -21,23 +20,31 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import ibis.expr.types as ir
-import ibis
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from micromoments.journey.moments import NO_INTENT
+from micromoments.journey.kernel_input import (
+    HashedRead,
+    KernelInput,
+    _gather,
+    _np,
+    _take,
+    hashed_select,
+    kernel_inputs,
+    read_hashed,
+    read_inputs,
+)
 from micromoments.journey.sequence import sequence_kernel
 from micromoments.journey.vocab import EventVocabulary
 
-# How `read_hashed` keys the text columns (tests make it collide to check the fallback).
-HASH_SQL = "hash({})"
 BATCH_ROWS = 1_000_000  # events per Arrow batch of the read, and per kernel call (whole people)
+# Events per part of the hashed read: the people are read and run part by part, the next part
+# read while the kernel runs on this one, and memory holds about two parts.
+PART_ROWS = 4_000_000
 
 # (wall, CPU) seconds of the last build: `read` (DuckDB's join and the Arrow export, with the text
 # columns coded), `order` (the argsort), `kernel` (flags, numpy, Arrow assembly) and `write`
@@ -54,238 +61,6 @@ def timed(step: str) -> Iterator[None]:
     finally:
         w, u = last_timings.get(step, (0.0, 0.0))
         last_timings[step] = (w + time.perf_counter() - t, u + time.process_time() - c)
-
-CODED = ("person_id", "event", "page_path", "channel", "moment")  # read as integer codes
-
-
-def kernel_inputs(narrow: ir.Table) -> ir.Table:
-    """The kernel's input: one row per event with a person and a time (in no particular order).
-
-    `secs`, `has_query` and `intent` are the same Ibis expressions the Ibis path evaluates, so the
-    two paths read identical values. `event` and `page_path` come along for the vocabulary flags
-    (`EventFlags`): a distinct-pairs table to join would cost a second pass over the events with
-    their moments.
-    """
-    t = narrow.filter(narrow.person_id.notnull() & narrow.ts.notnull())
-    return t.select(
-        t.message_id, t.person_id, t.ts,
-        secs=t.ts.epoch_seconds().cast("int64"),
-        channel=t.channel, query=t.query, moment=t.moment, confidence=t.confidence, revenue=t.revenue,
-        event=t.event, page_path=t.page_path,
-        has_query=t.query.notnull() & (t.query.strip().length() > 0),
-        intent=(t.moment.notnull() & ~t.moment.isin(list(NO_INTENT))).fill_null(False),
-    )
-
-
-@dataclass
-class Coded:
-    """A text column as integer codes (-1 = NULL) into `names`."""
-
-    codes: np.ndarray
-    names: pa.Array
-
-    @classmethod
-    def from_chunks(cls, chunks: list[pa.DictionaryArray], value_type: pa.DataType) -> "Coded":
-        if not chunks:
-            return cls(np.zeros(0, np.int32), pa.array([], value_type))
-        unified = pa.chunked_array(chunks).unify_dictionaries()
-        names = unified.chunk(0).dictionary
-        # int32 codes: five coded columns of 10M events take 200 MB instead of 400.
-        codes = np.concatenate([_np(c.indices, -1).astype(np.int32) for c in unified.chunks])
-        return cls(codes, names)
-
-    def ranked(self) -> tuple[np.ndarray, pa.Array]:
-        """Codes renumbered so their order is the names' (byte) order, as SQL sorts them."""
-        order = np.asarray(pc.array_sort_indices(self.names), np.int64)
-        rank = np.empty(len(order), np.int64)
-        rank[order] = np.arange(len(order))
-        return _gather(rank, self.codes).astype(np.int32), self.names.take(pa.array(order, pa.int64()))
-
-    def take(self, idx: np.ndarray) -> pa.Array:
-        """The names at rows `idx` (NULL where the code is -1 or idx < 0)."""
-        return _take(self.names, _gather(self.codes, idx))
-
-
-@dataclass
-class KernelInput:
-    """The events as read: coded text columns and numpy arrays, in the read's (storage) order."""
-
-    coded: dict[str, Coded]
-    message_id: pa.ChunkedArray
-    query: pa.Array
-    ts: np.ndarray  # int64 in the column's own unit
-    ts_type: pa.DataType
-    columns: dict[str, np.ndarray]  # secs, has_query, intent, confidence, revenue
-    # (code of each event's (event, page_path) pair, the pairs): what the vocabulary flags read
-    pairs: tuple[np.ndarray, list[tuple[str | None, str | None]]]
-
-    @property
-    def n(self) -> int:
-        return len(self.columns["secs"])
-
-
-def read_inputs(con: Any, expr: ir.Table, batch_rows: int) -> KernelInput:
-    """Stream `expr` from DuckDB and keep each batch's columns in the kernel's compact form.
-
-    Everything kept is copied out of the batch: an Arrow batch imported from DuckDB stays alive
-    as a whole while any one of its columns is referenced (10M events: 2.5 GB resident instead
-    of the 0.8 GB kept).
-    """
-    coded: dict[str, list[pa.DictionaryArray]] = {c: [] for c in CODED}
-    text: dict[str, list[pa.Array]] = {"message_id": [], "query": []}
-    fills = {"ts": (pa.int64(), 0), "secs": (pa.int64(), 0), "has_query": (pa.bool_(), False),
-             "intent": (pa.bool_(), False), "confidence": (pa.float64(), 1.0), "revenue": (pa.float64(), np.nan)}
-    numbers: dict[str, list[np.ndarray]] = {c: [] for c in fills}
-    schema = expr.schema().to_pyarrow()
-    types = {"ts": schema.field("ts").type, "message_id": schema.field("message_id").type,
-             "query": schema.field("query").type}
-    reader = con.to_pyarrow_batches(expr, chunk_size=batch_rows)
-    try:
-        for batch in reader:
-            for c in CODED:
-                coded[c].append(pc.dictionary_encode(batch.column(c)))
-            for c in text:
-                text[c].append(pa.concat_arrays([batch.column(c)]))
-                types[c] = batch.column(c).type
-            types["ts"] = batch.column("ts").type  # DuckDB's export type, not always the schema's
-            for c, (dtype, fill) in fills.items():
-                numbers[c].append(np.array(_np(pc.cast(batch.column(c), dtype), fill), copy=True))
-            del batch
-    finally:
-        reader.close()
-    arrays = {c: np.concatenate(v) if v else np.zeros(0, fills[c][0].to_pandas_dtype())
-              for c, v in numbers.items()}
-    message_id, query = (pa.chunked_array(text[c], type=types[c]) for c in ("message_id", "query"))
-    codes = {c: Coded.from_chunks(coded[c], schema.field(c).type) for c in CODED}
-    return KernelInput(
-        coded=codes, message_id=message_id, query=query.combine_chunks(), ts=arrays.pop("ts"),
-        ts_type=types["ts"], columns=arrays, pairs=event_pairs(codes.pop("event"), codes.pop("page_path")),
-    )
-
-
-def event_pairs(event: Coded, page_path: Coded) -> tuple[np.ndarray, list[tuple[str | None, str | None]]]:
-    """A code per distinct (event, page_path) and the pairs, from the two coded columns.
-
-    >>> codes, pairs = event_pairs(Coded(np.array([0, 0, -1]), pa.array(["View"])),
-    ...                            Coded(np.array([1, 1, 0]), pa.array(["/", "/p"])))
-    >>> codes.tolist(), pairs
-    ([1, 1, 0], [(None, '/'), ('View', '/p')])
-    """
-    width = len(page_path.names) + 1
-    pair = (event.codes.astype(np.int64) + 1) * width + (page_path.codes + 1)  # 0 = NULL in each part
-    size = (len(event.names) + 1) * width
-    if size <= 1 << 22:  # a lookup table by code: no sort of all events
-        uniq = np.flatnonzero(np.bincount(pair, minlength=size))
-        lut = np.zeros(size, np.int32)
-        lut[uniq] = np.arange(len(uniq))
-        inverse = lut[pair]
-    else:
-        uniq, inverse = np.unique(pair, return_inverse=True)
-    e_names = [None, *event.names.to_pylist()]
-    p_names = [None, *page_path.names.to_pylist()]
-    return inverse.reshape(-1).astype(np.int32), [(e_names[u // width], p_names[u % width]) for u in uniq.tolist()]
-
-
-def read_hashed(con: Any, expr: ir.Table, batch_rows: int = BATCH_ROWS) -> KernelInput | None:
-    """`read_inputs` without exporting the coded text columns: DuckDB exports each one's 64-bit
-    `hash()` (a number), the distinct values come from one small `GROUP BY` per column, and
-    pandas maps the hashes to codes. None when two distinct values share a hash (the caller then
-    reads the text). `event` and `page_path` travel as one hash of the pair (the flags need only
-    the pair); `secs` and `intent` are derived here from `ts` and the moment codes, exactly as the
-    SQL computes them, because DuckDB's export costs about the same per value whatever its width.
-
-    Exporting the text columns and coding them in Python took 7.4 s of a 13.5 s build at 10M
-    events (docs/benchmarks.md, journey).
-    """
-    duck = con.con
-    sql = ibis.to_sql(expr, dialect="duckdb")
-    keys = {"person_id": "person_id", "channel": "channel", "moment": "moment", "pair": "event, page_path"}
-    indexes: dict[str, pd.Index] = {}
-    values: dict[str, pa.Table] = {}
-    for name, cols in keys.items():
-        d = duck.execute(f"SELECT {cols}, {HASH_SQL.format(cols)} AS _h FROM ({sql}) GROUP BY ALL").to_arrow_table()
-        hashes = d.column("_h").to_numpy()
-        if not pd.Index(hashes).is_unique:
-            return None
-        if name != "pair":
-            # Without NULL's hash in the index, get_indexer gives NULL the code -1 by itself.
-            valid = np.asarray(d.column(cols).is_valid())
-            d, hashes = d.filter(pa.array(valid)), hashes[valid]
-        indexes[name], values[name] = pd.Index(hashes), d.drop_columns(["_h"])
-    ts_type = expr.schema().to_pyarrow().field("ts").type
-    exact_secs = ts_type == pa.timestamp("us")  # else the SQL's casts decide: read its `secs`
-    numbers = {"ts": np.int64, "has_query": bool, "confidence": np.float64, "revenue": np.float64}
-    if not exact_secs:
-        numbers["secs"] = np.int64
-    texts: dict[str, list[pa.Array]] = {"message_id": [], "query": []}
-    # Filled in place (concatenating the batches' arrays cost ~1 s at 10M events). Counted before
-    # the read starts: another query on the connection would end its stream.
-    out = _Growing({**{name: np.int32 for name in keys}, **numbers},
-                   duck.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0])
-    reader = duck.execute(f"""
-        SELECT {", ".join(f"{HASH_SQL.format(cols)} AS {name}" for name, cols in keys.items())},
-               ts, {"" if exact_secs else "secs, "}coalesce(has_query, false) AS has_query,
-               coalesce(confidence, 1.0)::DOUBLE AS confidence,
-               coalesce(revenue::DOUBLE, 'NaN'::DOUBLE) AS revenue, message_id, query
-        FROM ({sql})""").to_arrow_reader(batch_rows)
-    try:
-        # Batch by batch, copied out (an imported batch stays alive whole while any of its columns
-        # is referenced): the whole export at once peaked at 3.8 GB at 10M events.
-        for batch in reader:
-            rows = out.take(batch.num_rows)
-            for name in keys:
-                out[name][rows] = indexes[name].get_indexer(_np(batch.column(name)))
-            for c in numbers:
-                out[c][rows] = _np(batch.column(c)).view(np.int64) if c == "ts" else _np(batch.column(c))
-            for c in texts:
-                texts[c].append(pa.concat_arrays([batch.column(c)]))
-            del batch
-    finally:
-        reader.close()
-    col = out.arrays()
-    coded = {c: Coded(col.pop(c), values[c].column(c).combine_chunks()) for c in ("person_id", "channel", "moment")}
-    ts = col.pop("ts")
-    moment = coded["moment"]
-    intent_of = ~np.isin(np.asarray(moment.names.to_pylist(), object), list(NO_INTENT))
-    # DuckDB: CAST(EPOCH(ts) AS BIGINT), a DOUBLE of micros / 1e6 cast with halves to even (rint).
-    if exact_secs:
-        col["secs"] = np.rint(ts / 1e6).astype(np.int64)
-    col["intent"] = np.append(intent_of, False)[moment.codes]  # code -1 (NULL) reads the False
-    pairs = values["pair"]
-    types = reader.schema
-    return KernelInput(
-        coded=coded, message_id=pa.chunked_array(texts["message_id"], type=types.field("message_id").type),
-        query=pa.chunked_array(texts["query"], type=types.field("query").type).combine_chunks(),
-        ts=ts, ts_type=ts_type, columns=col,
-        pairs=(col.pop("pair"), list(zip(pairs.column("event").to_pylist(), pairs.column("page_path").to_pylist()))),
-    )
-
-
-class _Growing:
-    """numpy columns filled batch by batch, sized by a row count that may grow (rows that arrive
-    between the count and the read)."""
-
-    def __init__(self, dtypes: dict[str, Any], rows: int) -> None:
-        self._cols = {c: np.empty(rows, t) for c, t in dtypes.items()}
-        self.n = 0
-
-    def take(self, rows: int) -> slice:
-        """The next `rows` rows (capacity doubles if needed)."""
-        need = self.n + rows
-        for c, a in self._cols.items():
-            if need > len(a):
-                grown = np.empty(max(need, 2 * len(a)), a.dtype)
-                grown[: self.n] = a[: self.n]
-                self._cols[c] = grown
-        out, self.n = slice(self.n, need), need
-        return out
-
-    def __getitem__(self, column: str) -> np.ndarray:
-        return self._cols[column]
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {c: a[: self.n] for c, a in self._cols.items()}
-
 
 def person_time_order(person: np.ndarray, t: np.ndarray, message_id: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Row indices in (person, t, message_id) order, message_id NULLs last (SQL's ORDER BY).
@@ -360,24 +135,6 @@ class EventFlags:
         return {name: (bits >> i) & 1 == 1 for i, name in enumerate(self.NAMES)}
 
 
-def _np(col: pa.ChunkedArray | pa.Array, fill: Any = None) -> np.ndarray:
-    if fill is not None:
-        col = pc.fill_null(col, fill)
-    return col.to_numpy(zero_copy_only=False) if isinstance(col, pa.Array) else col.to_numpy()
-
-
-def _take(col: pa.Array, idx: np.ndarray) -> pa.Array:
-    """`col[idx]`, NULL where idx < 0."""
-    return pc.take(col, pa.array(idx, mask=idx < 0))
-
-
-def _gather(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """`values[idx]`, -1 where idx < 0 (the kernel's "none")."""
-    if not len(values):
-        return np.full(len(idx), -1, np.int64)
-    return np.where(idx >= 0, values[np.maximum(idx, 0)], -1)
-
-
 def run_slice(inp: KernelInput, rows: np.ndarray, person: np.ndarray, moment: np.ndarray,
               moment_names: pa.Array, flags: EventFlags, gap_s: int,
               episode_gap_s: int) -> tuple[dict[str, np.ndarray], pa.Table, pa.Table]:
@@ -447,15 +204,28 @@ def kernel_parts(con: Any, narrow: ir.Table, vocab: EventVocabulary, gap_minutes
                  episode_gap_minutes: int, batch_rows: int | None = None) -> Iterator[tuple[pa.Table, pa.Table, pa.Table]]:
     """Read the events, order them and run the kernel on slices of whole people.
 
-    Yields (keys, episodes, sessions) Arrow tables: first the episodes and sessions of each slice
-    (with no keys), then the per-event keys (message_id, event_no, session_no) in read order, in
-    slices of `batch_rows` (with no episodes or sessions). The caller writes them on `con`.
+    Yields (keys, episodes, sessions) Arrow tables, part by part of the people: first the
+    episodes and sessions of each slice (with no keys), then the part's per-event keys
+    (message_id, event_no, session_no) in slices of `batch_rows` (with no episodes or sessions).
+    The caller writes them on `con`.
     """
     batch_rows = batch_rows or BATCH_ROWS
     last_timings.clear()
+    expr = kernel_inputs(narrow)
     with timed("read"):
-        expr = kernel_inputs(narrow)
-        inp = read_hashed(con, expr, batch_rows) or read_inputs(con, expr, batch_rows)
+        hashed = HashedRead.prepare(con, expr, batch_rows)
+        inputs = hashed.parts(con, PART_ROWS) if hashed is not None else iter([read_inputs(con, expr, batch_rows)])
+    while True:
+        with timed("read"):  # on a part read ahead, only the wait for it
+            inp = next(inputs, None)
+        if inp is None:
+            return
+        yield from _run_part(inp, vocab, gap_minutes * 60, episode_gap_minutes * 60, batch_rows)
+
+
+def _run_part(inp: KernelInput, vocab: EventVocabulary, gap_s: int, episode_gap_s: int,
+              batch_rows: int) -> Iterator[tuple[pa.Table, pa.Table, pa.Table]]:
+    """`kernel_parts` for the people of one input."""
     with timed("order"):
         person = inp.coded["person_id"].codes
         order = person_time_order(person, inp.ts, inp.message_id)
@@ -470,8 +240,7 @@ def kernel_parts(con: Any, narrow: ir.Table, vocab: EventVocabulary, gap_minutes
     for a, b in _slices(person[order], batch_rows):
         with timed("kernel"):
             rows = order[a:b]
-            k, episodes, sessions = run_slice(inp, rows, person, moment, moment_names, flags,
-                                              gap_minutes * 60, episode_gap_minutes * 60)
+            k, episodes, sessions = run_slice(inp, rows, person, moment, moment_names, flags, gap_s, episode_gap_s)
             # Scattered back to read order, so the keys table needs no copy of the message ids.
             event_no[rows] = k["event_no"]
             session_no[rows] = k["session_no"]
@@ -484,5 +253,5 @@ def kernel_parts(con: Any, narrow: ir.Table, vocab: EventVocabulary, gap_minutes
                episodes.slice(0, 0), sessions.slice(0, 0))
 
 
-__all__ = ["BATCH_ROWS", "Coded", "EventFlags", "KernelInput", "kernel_inputs", "kernel_parts",
-           "person_time_order", "read_inputs", "run_slice", "timed"]
+__all__ = ["BATCH_ROWS", "PART_ROWS", "EventFlags", "KernelInput", "hashed_select", "kernel_inputs", "kernel_parts",
+           "person_time_order", "read_hashed", "read_inputs", "run_slice", "timed"]
