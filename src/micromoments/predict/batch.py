@@ -37,11 +37,9 @@ class StoreEvents:
 
 def events_expr(store: Any) -> Any:
     """The Ibis expression the batch path reads: canonical events with `moment`, sorted."""
-    from micromoments.journey.moments import events_with_moments, without_moments
+    from micromoments.journey.pipeline import load_events
 
-    events = store.table("events")
-    events = (events_with_moments(events, store.table("event_moments")) if store.has_table("event_moments")
-              else without_moments(events))
+    events, _ = load_events(store)  # the stamped moments, or the join on a store classified before them
     events = events.filter(events.person_id.notnull() & events.ts.notnull())
     return events.select(*[c for c in EVENT_COLUMNS if c in events.columns]).order_by(
         ["person_id", "ts", "message_id"])
