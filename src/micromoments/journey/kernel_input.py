@@ -266,11 +266,12 @@ class HashedRead:
             pairs=(col.pop("pair"), list(zip(pairs.column("event").to_pylist(), pairs.column("page_path").to_pylist()))),
         )
 
-    def parts(self, con: Any, part_rows: int) -> Iterator[KernelInput]:
-        """All people, in parts of about `part_rows` events. Each next part is read on a cursor
-        (a second connection) while the caller works on this one, when the query can run there
-        (an Ibis memtable is visible to its own connection only: then one part after another)."""
-        parts = max(1, math.ceil(self.rows / max(part_rows, 1)))
+    def parts(self, con: Any, part_rows: int, max_parts: int = 8) -> Iterator[KernelInput]:
+        """All people, in parts of about `part_rows` events (at most `max_parts`: each part's
+        query scans every event's `person_id` to pick its people). Each next part is read on a
+        cursor (a second connection) while the caller works on this one, when the query can run
+        there (an Ibis memtable is visible to its own connection only: then one after another)."""
+        parts = min(max(1, math.ceil(self.rows / max(part_rows, 1))), max(max_parts, 1))
         cursor = self._cursor(con.con) if parts > 1 else None
         if cursor is None:
             for part in range(parts):
