@@ -76,7 +76,7 @@ _URL_WORDS_SQL = r"""left(trim(regexp_replace(
 
 TEXT_SOURCES_SQL = f"""
 SELECT
-    rowid AS _rid, message_id, lower(trim(event)) AS ev, properties,
+    message_id, lower(trim(event)) AS ev, properties,
     coalesce(page_url, page_path) AS url,
     {_norm_sql('query')} AS q,
     CASE WHEN type = 'screen' THEN {_norm_sql('name')}
@@ -90,26 +90,26 @@ def _create(duck: object, name: str, columns: dict[str, str]) -> None:
     duck.execute(f'CREATE TABLE IF NOT EXISTS "{name}" ({cols})')  # type: ignore[attr-defined]
 
 
-# Every event's moment (NULL for events without one) by the events' rowid, from the keyed sources,
+# Every event's moment (NULL for events without one), from the keyed sources,
 # the URL words, the rule hits and the cache (parameter: model version). `event_moments` is its
 # rows with a basis; `stamp_moments` copies it onto `events`.
 ALL_MOMENTS_SQL = """
         CREATE OR REPLACE TEMP TABLE _mm_all_moments AS
         WITH s AS (
-            SELECT k._rid, k.message_id, k.q, k.t, coalesce(u.u, '') AS u, h.rule
+            SELECT k.message_id, k.q, k.t, coalesce(u.u, '') AS u, h.rule
             FROM _mm_keyed k
             LEFT JOIN _mm_urls u ON k.url = u.url
             LEFT JOIN _mm_rule_hits h ON k.rule_key = h.rule_key
         ),
         b AS (
-            SELECT _rid, message_id, rule,
+            SELECT message_id, rule,
                 CASE WHEN q <> '' THEN 'query' WHEN rule IS NOT NULL THEN 'rule'
                      WHEN t <> '' THEN 'title' WHEN u <> '' THEN 'url' END AS basis,
                 CASE WHEN q <> '' THEN q WHEN t <> '' THEN t ELSE u END AS text
             FROM s
         ),
         m AS (SELECT text, moment, go_type, confidence, cues FROM moments_by_text WHERE model_version = ?)
-        SELECT b._rid, b.message_id,
+        SELECT b.message_id,
                CASE WHEN b.basis = 'rule' THEN r.moment ELSE m.moment END AS moment,
                CASE WHEN b.basis = 'rule' THEN r.go_type ELSE m.go_type END AS go_type,
                CASE WHEN b.basis = 'rule' THEN r.confidence ELSE m.confidence END AS confidence,
@@ -125,9 +125,10 @@ def stamp_moments(duck: object, every_event: str | None = None) -> int:
     """Copy the moments onto `events` (`moment`, `go_type`, `confidence`; NULL for events without
     one) and return how many events changed. Adds the columns on first use.
 
-    From `event_moments` by `message_id`, or, faster, from `every_event`: a table with a row for
-    every event, keyed by its `rowid` (`_rid`), as `classify_store` builds it (events are
-    append-only: the store never deletes one, so rowids stay put). Only changed rows are written.
+    From `event_moments`, or, in one pass, from `every_event`: a table with a row for every event
+    (NULL moments included), as `classify_store` builds it. Rows match on `message_id` (unique in
+    the store; not the rowid, which DuckDB may renumber when a checkpoint vacuums deleted rows).
+    Only changed rows are written.
 
     >>> import duckdb
     >>> con = duckdb.connect()
@@ -139,20 +140,21 @@ def stamp_moments(duck: object, every_event: str | None = None) -> int:
     """
     for column, kind in STAMPED_COLUMNS.items():
         duck.execute(f'ALTER TABLE events ADD COLUMN IF NOT EXISTS "{column}" {kind}')  # type: ignore[attr-defined]
-    changed = """(events.moment IS DISTINCT FROM m.moment OR events.go_type IS DISTINCT FROM m.go_type
-                  OR events.confidence IS DISTINCT FROM m.confidence)"""
-    set_all = "SET moment = m.moment, go_type = m.go_type, confidence = m.confidence"
-    if every_event is not None:
-        # One pass: a join on the integer rowid, 3-4x cheaper than on the text message_id.
-        return int(duck.execute(f"""UPDATE events {set_all} FROM "{every_event}" m
-                                    WHERE events.rowid = m._rid AND {changed}""").fetchone()[0])  # type: ignore[attr-defined]
-    cleared = duck.execute("""
-        UPDATE events SET moment = NULL, go_type = NULL, confidence = NULL
-        WHERE (moment IS NOT NULL OR go_type IS NOT NULL OR confidence IS NOT NULL)
-          AND NOT EXISTS (SELECT 1 FROM event_moments m WHERE m.message_id = events.message_id)
+    cleared = 0
+    if every_event is None:
+        every_event = "event_moments"
+        cleared = duck.execute("""
+            UPDATE events SET moment = NULL, go_type = NULL, confidence = NULL
+            WHERE (moment IS NOT NULL OR go_type IS NOT NULL OR confidence IS NOT NULL)
+              AND NOT EXISTS (SELECT 1 FROM event_moments m WHERE m.message_id = events.message_id)
+        """).fetchone()[0]  # type: ignore[attr-defined]
+    stamped = duck.execute(f"""
+        UPDATE events SET moment = m.moment, go_type = m.go_type, confidence = m.confidence
+        FROM "{every_event}" m
+        WHERE events.message_id = m.message_id
+          AND (events.moment IS DISTINCT FROM m.moment OR events.go_type IS DISTINCT FROM m.go_type
+               OR events.confidence IS DISTINCT FROM m.confidence)
     """).fetchone()[0]  # type: ignore[attr-defined]
-    stamped = duck.execute(f"""UPDATE events {set_all} FROM event_moments m
-                               WHERE events.message_id = m.message_id AND {changed}""").fetchone()[0]  # type: ignore[attr-defined]
     return int(cleared) + int(stamped)
 
 
@@ -243,7 +245,7 @@ def classify_store(
         f"CASE WHEN ev IN ({', '.join(map(sql_literal, prop_events))}) THEN properties END" if prop_events else "NULL")
     duck.execute(f"""
         CREATE OR REPLACE TEMP TABLE _mm_keyed AS
-        SELECT _rid, message_id, q, t, url, hash(ev, url, {props}) AS rule_key, ev, {props} AS props FROM _mm_sources
+        SELECT message_id, q, t, url, hash(ev, url, {props}) AS rule_key, ev, {props} AS props FROM _mm_sources
     """)
     rule_idx = rules_sql(rules, "ev", "url", "props", event_is_normalised=True)
     duck.execute(f"""
@@ -257,7 +259,7 @@ def classify_store(
     try:
         duck.execute(ALL_MOMENTS_SQL, [version])
         duck.execute("""CREATE OR REPLACE TABLE event_moments AS
-                        SELECT * EXCLUDE (_rid) FROM _mm_all_moments WHERE basis IS NOT NULL""")
+                        SELECT * FROM _mm_all_moments WHERE basis IS NOT NULL""")
         stamp_moments(duck, "_mm_all_moments")
     except BaseException:
         duck.execute("ROLLBACK")

@@ -286,12 +286,10 @@ def run_monitor(store: Any, config: Any = None, *, day: dt.date | None = None, b
         base = vol[(vol.day < cut) & (vol.day >= cut - pd.Timedelta(days=baseline_days))].groupby("series")["num"].sum()
         if base.sum() > 0:
             drift.append(mix_drift(recent, base, alpha))
-        if store.has_table("event_moments"):
-            em = store.table("event_moments")
-            ev = store.table("events")
-            conf = em.join(ev.select("message_id", "ts"), "message_id")
-            conf = conf.filter(conf.confidence.notnull() & (conf.ts >= (cut - pd.Timedelta(days=baseline_days)).to_pydatetime())
-                               & (conf.ts < end.to_pydatetime()))
+        if has_moments:
+            # `load_events` gives the stamped moment columns (no join on a store classified now).
+            conf = events.filter(events.confidence.notnull() & (events.ts >= (cut - pd.Timedelta(days=baseline_days)).to_pydatetime())
+                                 & (events.ts < end.to_pydatetime()))
             c = store.ibis.execute(conf.select("ts", "confidence"))
             if not c.empty:
                 is_recent = pd.to_datetime(c.ts) >= cut

@@ -295,8 +295,9 @@ def person_features(events: ir.Table, journey: Journey, settings: FeatureSetting
                     offsets: pd.DataFrame | None = None) -> ir.Table:
     """One row per person with the behavioural features (see the module docstring).
 
-    `events` are the store's events (moment columns are not needed: pass `store.table("events")`,
-    not `load_events`, whose join with `event_moments` cost more than the features); `journey` is
+    `events` are the store's events (moment columns are not needed: `store.table("events")` will
+    do; on a store classified before moments were stamped onto `events`, `load_events` would join
+    `event_moments`, which cost more than the features); `journey` is
     `build_journey(...)` of the same events (only its `sessions` and `episodes` are read, so pass
     the tables a caller already built). `offsets` are the local-time offsets
     (`journey.heatmap.utc_offsets`); pass them to skip finding the time zones in the data.
