@@ -277,14 +277,16 @@ class HashedRead:
             for part in range(parts):
                 yield self.read(con.con, part, parts)
             return
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(self.read, cursor, 0, parts)
-            for part in range(parts):
-                inp = pending.result()
-                if part + 1 < parts:
-                    pending = pool.submit(self.read, cursor, part + 1, parts)
-                yield inp
-        cursor.close()
+        try:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pending = pool.submit(self.read, cursor, 0, parts)
+                for part in range(parts):
+                    inp = pending.result()
+                    if part + 1 < parts:
+                        pending = pool.submit(self.read, cursor, part + 1, parts)
+                    yield inp
+        finally:  # also when the caller stops early: the pool waits for a read under way first
+            cursor.close()
 
     def _cursor(self, duck: Any) -> Any | None:
         import duckdb
