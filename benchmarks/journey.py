@@ -206,14 +206,14 @@ def main() -> None:
           f"{journey_cpu / max(baseline_cpu, 1e-9):.1f}x)")
     print(f"peak RSS                    : {peak_rss_gb():7.2f} GB  (after loading data: {rss_after_data:.2f} GB; target < 4 GB)")
     if args.floors:
-        # What any journey build pays before it computes anything, measured the same way (results
-        # consumed, not kept). Out of DuckDB: exporting the columns a journey reads, as numbers
-        # (the kernel's own read, without its coding in Python), and putting events in (person,
-        # ts) order. Inside DuckDB: cutting sessions with window SQL on two columns only (a lag
-        # pass, then the running count of session starts: the second depends on the first).
+        # What any journey build pays besides computing, measured the same way (results consumed,
+        # not kept). Out of DuckDB: exporting the columns a journey reads, as numbers (the kernel's
+        # own read, without its coding in Python), putting events in (person, ts) order, and
+        # writing the results back. Inside DuckDB: cutting sessions with window SQL on two columns
+        # only (a lag pass, then the running count of session starts: it depends on the first).
         narrow = journey_columns(events).select(*[c for c in FACT_INPUTS if c in events.columns])
         probes = {
-            "the kernel's export alone (hashed columns, as read_hashed streams them)":
+            "the kernel's export alone (hashed columns, as HashedRead streams them)":
                 fastpath.hashed_select(ibis.to_sql(fastpath.kernel_inputs(narrow), dialect="duckdb")),
             "ORDER BY person_id, ts (those two columns only)": "SELECT person_id, ts FROM events ORDER BY person_id, ts",
             "sessions in window SQL, person_id and ts only (lag, then a running count)": """

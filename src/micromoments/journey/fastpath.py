@@ -4,8 +4,9 @@
 columns the kernel needs, as integer codes and numbers (`journey.kernel_input`: DuckDB exports
 hashes of the text columns), in parts of whole people; numpy orders each part's events by
 (person, ts, message_id) with one stable argsort of an integer key (`person_time_order`), and
-`sequence.sequence_kernel` walks them in slices of whole people while the next part is read. Sorting in DuckDB instead carried every text column through the sort and
-spilled under the memory cap (10M events: 9.3 s for the ordered read against 4.5 s for this read).
+`sequence.sequence_kernel` walks them in slices of whole people while the next part is read.
+Sorting in DuckDB instead carried every text column through the sort and spilled under the
+memory cap (10M events: 9.3 s for an ordered read against 4.5 s for an unordered one).
 The vocabulary flags are evaluated once per distinct (event, page_path) (`EventFlags`).
 `pipeline._build_with_kernel` writes the results back as Arrow into the tables the Ibis path builds
 (`episodes_from_facts` -> `assign_stages`, `session_features_from_facts` -> `assign_stages`, and the
@@ -46,8 +47,9 @@ BATCH_ROWS = 1_000_000  # events per Arrow batch of the read, and per kernel cal
 # read while the kernel runs on this one, and memory holds about two parts.
 PART_ROWS = 4_000_000
 
-# (wall, CPU) seconds of the last build: `read` (DuckDB's join and the Arrow export, with the text
-# columns coded), `order` (the argsort), `kernel` (flags, numpy, Arrow assembly) and `write`
+# (wall, CPU) seconds of the last build: `read` (DuckDB's export with the text columns coded; for
+# a part read ahead, only the wait for it), `order` (the argsort), `kernel` (flags, numpy, Arrow
+# assembly) and `write`
 # (tables back into DuckDB, with the stages); the benchmark prints them.
 last_timings: dict[str, tuple[float, float]] = {}
 
@@ -110,12 +112,15 @@ class EventFlags:
 
     NAMES = ("is_conv", "is_cart", "is_view", "is_support")
 
-    def __init__(self, vocab: EventVocabulary, pair_codes: np.ndarray,
-                 pairs: list[tuple[str | None, str | None]]) -> None:
-        self.bits = (self._evaluate(vocab, pairs)[pair_codes] if pairs else np.zeros(0)).astype(np.uint8)
+    def __init__(self, pair_bits: np.ndarray, pair_codes: np.ndarray) -> None:
+        """`pair_bits`: `evaluate`'s answer for the pairs that `pair_codes` (one per event) index."""
+        self.bits = (pair_bits[pair_codes] if len(pair_bits) else np.zeros(0)).astype(np.uint8)
 
     @staticmethod
-    def _evaluate(vocab: EventVocabulary, pairs: list[tuple[str | None, str | None]]) -> np.ndarray:
+    def evaluate(vocab: EventVocabulary, pairs: list[tuple[str | None, str | None]]) -> np.ndarray:
+        """The flags of each (event, page_path) pair, as bits in `NAMES` order."""
+        if not pairs:
+            return np.zeros(0, np.int64)
         import ibis
 
         con = ibis.duckdb.connect()
@@ -214,16 +219,22 @@ def kernel_parts(con: Any, narrow: ir.Table, vocab: EventVocabulary, gap_minutes
     expr = kernel_inputs(narrow)
     with timed("read"):
         hashed = HashedRead.prepare(con, expr, batch_rows)
-        inputs = hashed.parts(con, PART_ROWS) if hashed is not None else iter([read_inputs(con, expr, batch_rows)])
+        if hashed is not None:
+            pairs, inputs = hashed.pairs, hashed.parts(con, PART_ROWS)
+        else:
+            whole = read_inputs(con, expr, batch_rows)
+            pairs, inputs = whole.pairs[1], iter([whole])
+    with timed("kernel"):  # once: every part's pair codes index the same pairs
+        pair_bits = EventFlags.evaluate(vocab, pairs)
     while True:
         with timed("read"):  # on a part read ahead, only the wait for it
             inp = next(inputs, None)
         if inp is None:
             return
-        yield from _run_part(inp, vocab, gap_minutes * 60, episode_gap_minutes * 60, batch_rows)
+        yield from _run_part(inp, pair_bits, gap_minutes * 60, episode_gap_minutes * 60, batch_rows)
 
 
-def _run_part(inp: KernelInput, vocab: EventVocabulary, gap_s: int, episode_gap_s: int,
+def _run_part(inp: KernelInput, pair_bits: np.ndarray, gap_s: int, episode_gap_s: int,
               batch_rows: int) -> Iterator[tuple[pa.Table, pa.Table, pa.Table]]:
     """`kernel_parts` for the people of one input."""
     with timed("order"):
@@ -231,7 +242,7 @@ def _run_part(inp: KernelInput, vocab: EventVocabulary, gap_s: int, episode_gap_
         order = person_time_order(person, inp.ts, inp.message_id)
     with timed("kernel"):
         moment, moment_names = inp.coded["moment"].ranked()
-        flags = EventFlags(vocab, *inp.pairs)
+        flags = EventFlags(pair_bits, inp.pairs[0])
         event_no = np.zeros(inp.n, np.int32)
         session_no = np.zeros(inp.n, np.int32)
     keys_schema = pa.schema([("message_id", inp.message_id.type), ("event_no", pa.int32()), ("session_no", pa.int32())])

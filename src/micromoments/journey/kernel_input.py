@@ -164,12 +164,12 @@ def event_pairs(event: Coded, page_path: Coded) -> tuple[np.ndarray, list[tuple[
     return inverse.reshape(-1).astype(np.int32), [(e_names[u // width], p_names[u % width]) for u in uniq.tolist()]
 
 
-# What `read_hashed` exports as hashes: name -> the column(s) hashed.
+# What `HashedRead` exports as hashes: name -> the column(s) hashed.
 HASHED_KEYS = {"person_id": "person_id", "channel": "channel", "moment": "moment", "pair": "event, page_path"}
 
 
 def hashed_select(sql: str, with_secs: bool = False) -> str:
-    """The query `read_hashed` streams from `sql` (the kernel's inputs): every column a number
+    """The query `HashedRead` streams from `sql` (the kernel's inputs): every column a number
     except `message_id` and `query`. `benchmarks/journey.py --floors` times it alone."""
     return f"""
         SELECT {", ".join(f"{HASH_SQL.format(cols)} AS {name}" for name, cols in HASHED_KEYS.items())},
@@ -193,8 +193,9 @@ class HashedRead:
     """
 
     sql: str
-    indexes: dict[str, pd.Index]
-    values: dict[str, pa.Table]
+    indexes: dict[str, pd.Index]  # per hashed column: the hashes of its distinct values, by code
+    names: dict[str, pa.Array]  # per coded column: its values, by code (no NULL: that is -1)
+    pairs: list[tuple[str | None, str | None]]  # the (event, page_path) pairs, by code
     ts_type: pa.DataType
     rows: int
     batch_rows: int
@@ -216,7 +217,10 @@ class HashedRead:
                 d, hashes = d.filter(pa.array(valid)), hashes[valid]
             indexes[name], values[name] = pd.Index(hashes), d.drop_columns(["_h"])
         rows = duck.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
-        return cls(sql, indexes, values, expr.schema().to_pyarrow().field("ts").type, rows, batch_rows)
+        pairs = values.pop("pair")
+        return cls(sql, indexes, {c: t.column(c).combine_chunks() for c, t in values.items()},
+                   list(zip(pairs.column("event").to_pylist(), pairs.column("page_path").to_pylist())),
+                   expr.schema().to_pyarrow().field("ts").type, rows, batch_rows)
 
     @property
     def exact_secs(self) -> bool:
@@ -248,8 +252,7 @@ class HashedRead:
         finally:
             reader.close()
         col = out.arrays()
-        coded = {c: Coded(col.pop(c), self.values[c].column(c).combine_chunks())
-                 for c in ("person_id", "channel", "moment")}
+        coded = {c: Coded(col.pop(c), names) for c, names in self.names.items()}
         ts = col.pop("ts")
         moment = coded["moment"]
         intent_of = ~np.isin(np.asarray(moment.names.to_pylist(), object), list(NO_INTENT))
@@ -257,13 +260,12 @@ class HashedRead:
         if self.exact_secs:
             col["secs"] = np.rint(ts / 1e6).astype(np.int64)
         col["intent"] = np.append(intent_of, False)[moment.codes]  # code -1 (NULL) reads the False
-        pairs = self.values["pair"]
         types = reader.schema
         return KernelInput(
             coded=coded, message_id=pa.chunked_array(texts["message_id"], type=types.field("message_id").type),
             query=pa.chunked_array(texts["query"], type=types.field("query").type).combine_chunks(),
             ts=ts, ts_type=self.ts_type, columns=col,
-            pairs=(col.pop("pair"), list(zip(pairs.column("event").to_pylist(), pairs.column("page_path").to_pylist()))),
+            pairs=(col.pop("pair"), self.pairs),
         )
 
     def parts(self, con: Any, part_rows: int, max_parts: int = 8) -> Iterator[KernelInput]:
