@@ -31,6 +31,7 @@ from micromoments.events.sql import sql_literal
 from micromoments.intent.classifier import Classifier, get_classifier
 from micromoments.intent.rules import load_rules, rules_sql
 from micromoments.intent.text import url_to_text
+from micromoments.store.schema import STAMPED_MOMENT_COLUMNS
 
 MOMENTS_BY_TEXT_COLUMNS: dict[str, str] = {
     "text": "VARCHAR",
@@ -48,8 +49,6 @@ EVENT_MOMENTS_COLUMNS: dict[str, str] = {
     "cues": "VARCHAR",
     "basis": "VARCHAR",           # query / title / url / rule
 }
-# The columns `stamp_moments` adds to `events` (the names `journey.load_events` reads).
-STAMPED_COLUMNS: dict[str, str] = {"moment": "VARCHAR", "go_type": "VARCHAR", "confidence": "DOUBLE"}
 BATCH = 20_000
 
 
@@ -138,7 +137,7 @@ def stamp_moments(duck: object, every_event: str | None = None) -> int:
     >>> stamp_moments(con), con.execute("SELECT * FROM events ORDER BY 1").fetchall()
     (1, [('a', 'buy', None, 0.9), ('b', None, None, None)])
     """
-    for column, kind in STAMPED_COLUMNS.items():
+    for column, kind in STAMPED_MOMENT_COLUMNS.items():
         duck.execute(f'ALTER TABLE events ADD COLUMN IF NOT EXISTS "{column}" {kind}')  # type: ignore[attr-defined]
     cleared = 0
     if every_event is None:

@@ -2,7 +2,8 @@
 
 The intent engine writes one row per intent-bearing event: `event_moments(message_id,
 moment, go_type, confidence, cues, basis)`. Journey analytics only need `moment`,
-`go_type` and `confidence` on the events table; events without intent get NULLs.
+`go_type` and `confidence` on the events table; events without intent get NULLs. The intent
+engine also stamps those three onto `events` (`has_stamped_moments`): then no join is needed.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
+from micromoments.store.schema import STAMPED_MOMENT_COLUMNS
+
 NO_INTENT = ("other",)  # moment values that do not start or extend an episode
-MOMENT_COLUMNS = ("moment", "go_type", "confidence")
+MOMENT_COLUMNS = tuple(STAMPED_MOMENT_COLUMNS)  # what analytics read of an event's moment
 
 
 def has_stamped_moments(events: ir.Table) -> bool:

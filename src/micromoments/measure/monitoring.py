@@ -288,8 +288,8 @@ def run_monitor(store: Any, config: Any = None, *, day: dt.date | None = None, b
             drift.append(mix_drift(recent, base, alpha))
         if has_moments:
             # `load_events` gives the stamped moment columns (no join on a store classified now).
-            conf = events.filter(events.confidence.notnull() & (events.ts >= (cut - pd.Timedelta(days=baseline_days)).to_pydatetime())
-                                 & (events.ts < end.to_pydatetime()))
+            since = (cut - pd.Timedelta(days=baseline_days)).to_pydatetime()
+            conf = events.filter(events.confidence.notnull() & (events.ts >= since) & (events.ts < end.to_pydatetime()))
             c = store.ibis.execute(conf.select("ts", "confidence"))
             if not c.empty:
                 is_recent = pd.to_datetime(c.ts) >= cut

@@ -42,6 +42,9 @@ EVENTS_COLUMNS: dict[str, str] = {
     "source": "VARCHAR",          # file (or 'api') it came from
     "source_line": "BIGINT",      # 1-based line or row in that file
 }
+# Columns the intent engine adds to `events` (`intent.store_step.stamp_moments`) and the journey
+# reads (`journey.pipeline.load_events`): each event's moment, NULL until it is classified.
+STAMPED_MOMENT_COLUMNS: dict[str, str] = {"moment": "VARCHAR", "go_type": "VARCHAR", "confidence": "DOUBLE"}
 
 QUARANTINE_COLUMNS: dict[str, str] = {
     "source": "VARCHAR",
