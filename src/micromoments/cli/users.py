@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+
 import typer
 
 from micromoments.cli._app import app, console, friendly_errors
