@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,27 +11,15 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from micromoments.report import charts
+from micromoments.report import measure, personas, predict  # noqa: F401  (they register their sections)
 from micromoments.report.data import ReportData, collect
+from micromoments.report.sections import Section, figure_html, providers
 
 NO_MOMENTS = ("Micro-moments have not been classified yet, so this section is empty. Run "
               "<code>micromoments classify</code> (or <code>micromoments demo</code>) and build the report again.")
 
 
-@dataclass
-class Section:
-    id: str
-    title: str
-    intro: str = ""
-    figure: str = ""
-    notes: list[str] = field(default_factory=list)
-    note: str = ""
-    table: str = ""
-    kpis: list[tuple[str, str]] = field(default_factory=list)
-
-
-def _figure_html(fig: Any, div_id: str) -> str:
-    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
-                       config={"displaylogo": False, "responsive": True})
+_figure_html = figure_html  # the short private name the core sections below use
 
 
 def _table(frame: pd.DataFrame, columns: dict[str, str], flag: str | None = None) -> str:
@@ -165,8 +152,7 @@ def render(data: ReportData, title: str = "Micro-moments report") -> str:
     template = env.get_template("report.html.j2")
     subtitle = "Where people want to know, go, do and buy — and what happens next."
     return template.render(
-        title=title, subtitle=subtitle, sections=_sections(data) + list(getattr(data, "persona_sections", []))
-        + list(getattr(data, "measure_sections", [])) + list(getattr(data, "predict_sections", [])),
+        title=title, subtitle=subtitle, sections=_sections(data) + list(getattr(data, "extra_sections", [])),
         plotly_js=get_plotlyjs(),
         version=f"{micromoments.__version__} (plotly {plotly.__version__})",
         generated=dt.datetime.now().strftime("%d %b %Y %H:%M"),
@@ -181,14 +167,7 @@ def build_report(store: Any, output_path: str | Path, config: Any | None = None)
     output = Path(output_path)
     output.parent.mkdir(parents=True, exist_ok=True)
     data = collect(store, config)
-    from micromoments.report.personas import persona_sections  # personas hook: one section per persona
-
-    data.persona_sections = persona_sections(store, config)  # type: ignore[attr-defined]
-    from micromoments.report.measure import measure_sections  # measure hook: metrics, attribution, monitoring
-
-    data.measure_sections = measure_sections(store, config)  # type: ignore[attr-defined]
-    from micromoments.report.predict import predict_sections  # predict hook: model quality, importance, lift
-
-    data.predict_sections = predict_sections(store, config)  # type: ignore[attr-defined]
+    # personas, measure and predict (and any plugin) add theirs through `report.sections`
+    data.extra_sections = [sec for provide in providers() for sec in provide(store, config)]  # type: ignore[attr-defined]
     output.write_text(render(data), encoding="utf-8")
     return output

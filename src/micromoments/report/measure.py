@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 
 from micromoments.errors import MicromomentsError
 from micromoments.report import charts
+from micromoments.report.sections import Section, figure_html, section_provider
 
 MODEL_NAMES = {"first_touch": "first touch", "last_touch": "last touch", "linear": "linear",
                "time_decay": "time decay", "position_based": "position 40/20/40", "markov": "Markov (data-driven)",
@@ -60,9 +61,9 @@ def attribution_chart(table: pd.DataFrame) -> go.Figure:
     return fig
 
 
+@section_provider(order=20)
 def measure_sections(store: Any, config: Any | None = None) -> list:
     """`Section`s for the report (metrics, attribution, experiments, monitoring); [] without events."""
-    from micromoments.report.build import Section, _figure_html
 
     if not store.has_table("events") or store.count("events") == 0:
         return []
@@ -85,7 +86,7 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
                                  ("channel", by_channel, "channel")):
             if frame.empty:
                 continue
-            sec.figure += f"<h3>By {name}</h3>" + _figure_html(
+            sec.figure += f"<h3>By {name}</h3>" + figure_html(
                 rate_chart(frame, dim, "conversion_rate", f"conversion rate by {name}"), f"chart-measure-{name}")
         cols = {"moment": "moment", count: count, "conversions": "conversions", "rate": "conversion rate (95% CI)",
                 "revenue": "revenue"}
@@ -118,7 +119,7 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
         paths = at.store_paths(s)
         if paths.conversions.sum() > 0:
             table = at.attribute(paths)
-            att.figure = _figure_html(attribution_chart(table), "chart-measure-attribution")
+            att.figure = figure_html(attribution_chart(table), "chart-measure-attribution")
             wide = table.pivot_table(index="channel", columns="model", values="conversions").reset_index()
             att.table = _rows(wide, {"channel": "channel", **{m: MODEL_NAMES[m] for m in MODEL_NAMES if m in wide}})
             mk = table[table.model == "markov"].set_index("channel").conversions

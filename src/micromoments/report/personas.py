@@ -11,14 +11,15 @@ import html
 from typing import Any
 
 from micromoments.report import charts
+from micromoments.report.sections import Section, figure_html, section_provider
 
 
+@section_provider(order=10)
 def persona_sections(store: Any, config: Any | None = None, funnel_window: dt.timedelta = dt.timedelta(days=7)) -> list:
     """`Section`s for the report; [] when no personas were built."""
     from micromoments.journey.funnels import funnel
     from micromoments.journey.maps import journey_map
     from micromoments.journey.pipeline import JourneySettings, build_journey, load_events
-    from micromoments.report.build import Section, _figure_html
     from micromoments.report.data import pick_funnel
 
     if not store.has_table("persona_descriptions") or store.count("persona_descriptions") == 0:
@@ -43,7 +44,7 @@ def persona_sections(store: Any, config: Any | None = None, funnel_window: dt.ti
         fun = con.execute(funnel(st, steps, window=funnel_window, breakdown="persona"))
         if fun.breakdown.nunique() > 1:
             fig, notes = charts.breakdown_chart(fun, "persona", top=12)
-            overview.figure = "<h3>Funnel by persona</h3>" + _figure_html(fig, "chart-funnel-persona")
+            overview.figure = "<h3>Funnel by persona</h3>" + figure_html(fig, "chart-funnel-persona")
             overview.notes = notes
 
     for r in desc.itertuples():
@@ -56,7 +57,7 @@ def persona_sections(store: Any, config: Any | None = None, funnel_window: dt.ti
             jm = con.execute(journey_map(ep.filter(ep.persona_id == int(r.persona_id))))
             if not jm.empty:
                 fig, notes = charts.journey_matrix(jm)
-                sec.figure = _figure_html(fig, f"chart-journey-persona-{int(r.persona_id)}")
+                sec.figure = figure_html(fig, f"chart-journey-persona-{int(r.persona_id)}")
                 sec.notes += notes[:2]
         out.append(sec)
     return out

@@ -11,18 +11,20 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from micromoments.report.sections import Section, figure_html, section_provider
+
 
 def _num(v: Any, digits: int = 3) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
 
 
+@section_provider(order=30)
 def predict_sections(store: Any, config: Any | None = None) -> list:
     """`Section`s for the report; [] when no model was trained on this store."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     from micromoments.predict.pipeline import latest_run
-    from micromoments.report.build import Section, _figure_html
 
     run = latest_run(store)
     if not run:
@@ -59,7 +61,7 @@ def predict_sections(store: Any, config: Any | None = None) -> list:
                                  showlegend=False, marker_color="#4c78a8"), row=1, col=i)
         fig.update_layout(title="Feature importance: AUC lost when a feature family is shuffled", height=360,
                           margin=dict(l=10, r=10, t=70, b=30))
-        figs.append(_figure_html(fig, "predict-importance"))
+        figs.append(figure_html(fig, "predict-importance"))
     cal = make_subplots(rows=1, cols=2, subplot_titles=("Calibration", "Lift by score decile"))
     cal.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="#999"),
                              name="perfect", showlegend=False), row=1, col=1)
@@ -78,7 +80,7 @@ def predict_sections(store: Any, config: Any | None = None) -> list:
     cal.update_xaxes(title_text="decile (highest scores first)", row=1, col=2)
     cal.update_yaxes(title_text="rate / base rate", row=1, col=2)
     cal.update_layout(height=380, barmode="group", margin=dict(l=10, r=10, t=50, b=40))
-    figs.append(_figure_html(cal, "predict-calibration"))
+    figs.append(figure_html(cal, "predict-calibration"))
     sec.figure = "".join(figs)
     sec.notes = ["Scores for everyone: <code>micromoments predict score -o scores.parquet</code> "
                  "(add <code>--where \"p_buy_7d &gt; 0.6\"</code> to export a segment)."]

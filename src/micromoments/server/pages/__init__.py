@@ -40,7 +40,8 @@ def mount_pages(app: Any, *, store_path: str, admin_users: dict[str, str] | None
     if admin_users is None:
         admin_users = dict(getattr(getattr(config, "server", None), "admin_users", None) or {})
     auth = Auth(admin_users, secret=session_secret or os.environ.get("MICROMOMENTS_SESSION_SECRET") or None)
-    from micromoments.server.pages.views import prerender
+    from micromoments.server.pages import panels, views  # noqa: F401  (they register their pre-render parts)
+    from micromoments.server.pages.prerender import prerender
 
     cache = AnalyticsCache(store_path, config, prerender=prerender)
 

@@ -19,11 +19,18 @@ from micromoments.errors import MicromomentsError
 from micromoments.report import charts
 from micromoments.server.pages import views
 from micromoments.server.pages.analytics import Snapshot
+from micromoments.server.pages.prerender import prerender_parts
 
 NO_PERSONAS = "No personas yet: run <code>micromoments personas build</code>."
 
 
 # --- personas ---------------------------------------------------------------------------------------
+@prerender_parts
+def prerender_parts_of_panels(snap: Snapshot) -> list[Any]:
+    """The personas and attribution parts to build once per snapshot."""
+    return [lambda: personas(snap), lambda: attribution(snap)] if snap.has_events else []
+
+
 def personas(snap: Snapshot) -> dict[str, Any]:
     """Persona cards (`persona_descriptions`) and, per persona, its moment mix and commonest paths."""
     pmap = views.persona_map(snap)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import logging
 from typing import Any
 
 import pandas as pd
@@ -17,11 +16,11 @@ import plotly.graph_objects as go
 from micromoments.journey.funnels import MODES, funnel
 from micromoments.report import charts
 from micromoments.server.pages.analytics import Snapshot
+from micromoments.server.pages.prerender import prerender_parts
 
 MOMENTS = ("know", "go", "do", "buy")
 PERIODS = {"7d": 7, "14d": 14, "30d": 30, "all": None}
 PERIOD_LABELS = {"7d": "last 7 days", "14d": "last 14 days", "30d": "last 30 days", "all": "all time"}
-log = logging.getLogger(__name__)
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 
@@ -463,25 +462,18 @@ def persona_map(snap: Snapshot) -> pd.Series | None:
     return snap.remember(("persona_map",), build)
 
 
-def prerender(snap: Snapshot) -> None:
-    """Build every page's charts and tables once, right after the snapshot is computed, so the
-    first visit to each page is as quick as the later ones. A failing part is logged and left to
-    the page (which then shows the error) instead of failing the whole snapshot."""
+@prerender_parts
+def prerender_parts_of_views(snap: Snapshot) -> list[Any]:
+    """The overview, journey, questions, live, people and funnel parts to build once per snapshot."""
     if not snap.has_events:
-        return
-    from micromoments.server.pages import panels  # the other capabilities' pages, when they exist
-
+        return []
     steps: list[Any] = [lambda p=p: overview(snap, p) for p in PERIODS]
     steps += [lambda: journey(snap), lambda: questions(snap), lambda: channels(snap),
-              lambda: store_moments(snap, None, None, 100), lambda: panels.personas(snap),
-              lambda: panels.attribution(snap)]
+              lambda: store_moments(snap, None, None, 100)]
     if not snap.episodes.empty:
         steps += [lambda: person_summary(snap), lambda: paths_index(snap), lambda: _events_by_person(snap),
                   lambda: _positions_by_person(snap, "episodes"), lambda: _positions_by_person(snap, "sessions")]
     if len(snap.report.funnel_steps) >= 2:
         steps.append(lambda: funnel_result(snap, list(snap.report.funnel_steps), "ordered", 7.0))
-    for step in steps:
-        try:
-            step()
-        except Exception:
-            log.exception("micromoments pages: pre-rendering a page failed")
+    return steps
+
