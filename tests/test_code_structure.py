@@ -1,5 +1,6 @@
 """The shape of the code, read from the source with `ast`: no import circle inside micromoments, no
-import running up against the layering of DEVELOPERS.md."""
+import running up against the layering of DEVELOPERS.md, and no module over 500 lines without a reason
+written at its top (its docstring says "Over 500 lines because ...")."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ TIERS: dict[str, int] = {
 }
 # The package root only holds `__version__` (importable from anywhere) and the `classify` facade.
 ROOT_MAY_IMPORT = {"micromoments.intent"}
+LONG_MODULE = 500
+REASON_MARK = "Over 500 lines because"
 
 
 def _modules() -> dict[str, Path]:
@@ -158,3 +161,23 @@ def test_the_checks_can_fail() -> None:
     assert circles(graph) == [["micromoments.journey.a", "micromoments.server.b"]]
     assert upward_imports(graph) == ["micromoments.journey.a (tier 4) -> micromoments.server.b (tier 6)"]
 
+
+
+def long_modules_without_reason(limit: int = LONG_MODULE) -> list[str]:
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") > limit:
+            doc = ast.get_docstring(ast.parse(text)) or ""
+            if REASON_MARK not in doc:
+                out.append(f"{path.relative_to(PACKAGE.parent)} ({text.count(chr(10))} lines)")
+    return out
+
+
+def test_no_long_module_without_a_reason() -> None:
+    """A module over 500 lines says why in its docstring: "Over 500 lines because ..."."""
+    assert long_modules_without_reason() == []
+
+
+def test_the_length_check_can_fail() -> None:
+    assert long_modules_without_reason(limit=100)

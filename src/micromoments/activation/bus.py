@@ -1,5 +1,8 @@
 """The event bus between the collector and the live path (activator, workers).
 
+Over 500 lines because the two transports and the WAL shipper share one wire encoding and
+one partitioning, and the Redis transport's consumer-group handling is most of it.
+
 `EventBus` is the interface: `publish(event)` hands over one canonical event and returns at
 once; `subscribe(handler)` registers a callable that receives every published event.
 

@@ -100,7 +100,7 @@ def state_from_snapshot(state_cls: type, data: bytes) -> Any:
     return st
 
 
-# One round trip for decide (it was a pipeline, then a second read for an anonymous id): the
+# One round trip for decide, anonymous ids included (decide waits on it): the
 # alias, if any, names the person whose snapshot to return. KEYS[1] = alias key, KEYS[2] = the
 # id's own snapshot, ARGV[1] = the snapshot-key prefix. The person's key is only known inside
 # the script; a single Redis allows that (Redis Cluster would not, and the bus does not use it).

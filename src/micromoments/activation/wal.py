@@ -198,9 +198,8 @@ class WriteAheadLog:
         self._spares: SparePool | None = None
         self._open_next()
         if preallocate and fsync:
-            # Spares stop at 8 MiB: past that a segment grows by appends, whose fsyncs commit the
-            # journal; that only happens under batch load, where one fsync carries hundreds of
-            # events, and zeroing every byte there first cost the collector 1.5 µs of kernel per event.
+            # Spares stop at 8 MiB: past that only batch load grows a segment, and there one fsync
+            # carries hundreds of events, so zeroing ahead would cost more than it saves.
             self._spares = SparePool(self.directory, name_for=_segment_name, first_seq=self._seq + 1,
                                      max_bytes=min(segment_max_bytes, SPARE_MAX_BYTES))
             self._spares.start()

@@ -279,7 +279,7 @@ class StoreLoader:
                     con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _mm_log_rows')
                 finally:
                     con.unregister("_mm_log_rows")
-            else:  # a value of an unexpected type: let DuckDB cast it row by row, as before
+            else:  # a value of an unexpected type: let DuckDB cast it row by row
                 marks = ", ".join("?" for _ in columns)
                 self.store.duck.executemany(f'INSERT INTO "{table}" ({cols}) VALUES ({marks})',
                                             [list(row) for row in zip(*values)])

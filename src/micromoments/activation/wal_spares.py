@@ -36,9 +36,8 @@ from pathlib import Path
 
 __all__ = ["SparePool", "fsync_dir"]
 
-# Zeros go down one page per write: the page cache sizes its folios by the write, and a spare
-# written in 1 MiB writes got 1 MiB folios, so each later fsync of one small group wrote back
-# a whole MiB (measured on Linux 6.18: ~0.7 MB of disk writes per acknowledgement, not a page).
+# Zeros go down one page per write: the page cache sizes its folios by the write, and with
+# larger folios each later fsync of one small group would write back the whole folio.
 _PAGE = 4096
 _ZEROS = bytes(_PAGE)
 _SPARE_PREFIX = "spare-"

@@ -1,5 +1,8 @@
 """Simulate one person's journey over the days: sessions, moment episodes, Segment events.
 
+Over 500 lines because `Journey` is one simulation whose steps all read and move the same
+person's state; split up, the story of a session would be spread over several files.
+
 A person belongs to a hidden persona, lives near one store, owns one or two web devices
 and maybe the app (each with its own anonymousId), and works on one home or garden
 *project* at a time. Each session moves the project along awareness -> consideration ->

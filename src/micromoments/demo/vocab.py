@@ -1,5 +1,7 @@
 """The words of the demo world: products, brands, DIY tasks, garden topics, places, typos.
 
+Over 500 lines because it is data (word lists and products), not logic.
+
 Plain data, kept in one module so the query grammar (`queries.py`) and the page builder
 (`journey.py`) speak about the same things. Projects tie them together, so one person's
 journey stays coherent: a `patio` project searches patio questions, patio how-tos and

@@ -209,14 +209,12 @@ class PersonaModel:
             c for c in DEFAULT_CATEGORICAL if c in features.columns]
         rows = self._fit_rows(features)
         if len(rows) > self.fit_sample:
-            # Centroids of a random 100k people are as good as of a million (see the ARI on the
-            # benchmark's groups in docs/benchmarks.md); everyone is then assigned by `predict`.
+            # Centroids of a large random sample are as good as of everyone; all are assigned by `predict`.
             rows = rows.sample(self.fit_sample, random_state=self.random_state)
         self.fitted_on_ = len(rows)
         self.encoder_ = FeatureEncoder(numeric, categorical, prior=self.prior).fit(rows)
         x = self.encoder_.transform(rows)
-        # One thread: the many small k-means fits spent most of their time waking OpenMP threads
-        # on a busy 2-core machine (choose_k: 31 s with 2 threads).
+        # One thread: the many small k-means fits would spend their time waking OpenMP threads.
         with threadpool_limits(limits=1):
             if self.n_clusters == "auto":
                 k, self.k_table_ = choose_k(x, self.k_range, sample=self.sample, seed=self.random_state)

@@ -1,5 +1,8 @@
 """Sequence features per person at a cutoff, defined ONCE for the batch and the live path.
 
+Over 500 lines because the batch and the live path must share one definition of every
+feature: that is the point of this module.
+
 A person's history is folded event by event into a small state (counts, decayed counts, last
 times, the current session...). The features at a cutoff are a function of the state after the
 last event at or before the cutoff, so nothing after the cutoff can leak in.

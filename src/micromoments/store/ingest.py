@@ -1,5 +1,8 @@
 """Load files into the store: readers -> mapped rows -> canonical events or quarantine.
 
+Over 500 lines because the chunk loader's staging, dedupe, carry and commit share one
+transaction and two cursors; the whole-Parquet path is already in `whole_parquet`.
+
 Each chunk is one transaction: its bad rows go to `quarantine` with line and reason, the
 id pairs it saw to `identity_links`, and its good rows with a new `message_id` (so
 re-ingesting is harmless) to `events` - in whole DuckDB row groups, the remainder
@@ -64,8 +67,8 @@ Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 _VARIABLE_PART = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z?|(?<=: )\S+$")
 _EVENT_COLS = ", ".join(f'"{c}"' for c in EVENTS_COLUMNS)
 # What a scratch table keeps: the event columns but `source` (the same text on every row, added
-# when stored) and `source_line` (= line_no), plus what the quarantine, dedupe and id links need. Not
-# materialising finish_sql's helper columns saved ~5 % of the staging statement.
+# when stored) and `source_line` (= line_no), plus what the quarantine, dedupe and id links need:
+# finish_sql's helper columns are not materialised.
 _STAGED_COLS = ", ".join(["line_no", "raw", *(f'"{c}"' for c in EVENTS_COLUMNS if c not in ("source", "source_line")),
                           "previous_id", "_field", "_reason"])
 # Parquet files DuckDB can read are loaded whole (`whole_parquet`). False chunks them through
@@ -74,8 +77,8 @@ WHOLE_FILE_PARQUET = True
 _RTRIM_RAW = "rtrim(c.raw, chr(10) || chr(13))"  # lines arrive with their line break
 _SCAN_SLICE_ROWS = 16_384  # rows per Arrow batch: DuckDB's threads scan batches in parallel
 # DuckDB's row group. Appends that leave `events` at a whole number of row groups are
-# kept as written; ragged ones are rewritten by the next checkpoint (measured: that
-# rewrite cost as much as the insert itself). So each chunk stores whole row groups
+# kept as written; ragged ones are rewritten by the next checkpoint, at the cost of a
+# second insert. So each chunk stores whole row groups
 # and carries the rest over to the next chunk (see `_Loader._insert_new_events`).
 ROW_GROUP_ROWS = 122_880
 _KEEP = "_reason IS NULL AND NOT _dup"  # rows of a scratch table that are new, valid events
@@ -478,11 +481,9 @@ def ingest_file(
 
     con = store.duck
     whole = _loads_whole(path, fmt)
-    # Chunks take one DuckDB thread per statement (`[ingest] threads`, 0 = as it is): their
-    # statements are short, and with two threads the hand-offs cost 40-80 % more CPU time for the
-    # same work (1M events: 16-20 vs 28-34 CPU-s) and, on a busy machine, more wall time too (17-28
-    # vs 45-48 s). The second core stages the next chunk on another cursor (`_Loader.run`). A whole
-    # Parquet file's statements are long: they run on the connection's threads.
+    # Chunks take one DuckDB thread per statement (`[ingest] threads`, 0 = as it is): their statements
+    # are short, so two threads' hand-offs cost more than they gain; the second core stages the next
+    # chunk on another cursor (`_Loader.run`). A whole Parquet file's long statements use every thread.
     threads = None if whole else config.ingest.threads or None
     with duckdb_settings(con, memory_limit=config.ingest.memory_limit, threads=threads,
                          disabled_compression_methods=_without_fsst(con)):
