@@ -6,12 +6,22 @@ USERS ?= 2000
 DAYS ?= 30
 OUT ?= out
 
-.PHONY: dev demo test test-fast browser-deps clean
+LOCK := requirements.lock
+# pip-compile's options for the lock: every extra the tests use, build requirements too (so the
+# package itself builds from locked setuptools), hashes, no machine-specific index paths.
+LOCK_FLAGS := --generate-hashes --allow-unsafe --strip-extras --all-build-deps \
+	--no-emit-index-url --no-emit-find-links --extra test --extra spark --extra browser
 
-$(BIN)/micromoments: pyproject.toml
+.PHONY: dev demo test test-fast browser-deps lock clean
+
+# Installs exactly the pinned, hash-checked versions of $(LOCK); the package itself goes in without
+# dependencies, built by the locked setuptools (no unpinned build environment).
+$(BIN)/micromoments: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,spark,browser]"
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@$(BIN)/pip check >/dev/null || { $(BIN)/pip check; exit 1; }
 	touch $@
 
 dev: $(BIN)/micromoments
@@ -36,5 +46,12 @@ browser-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "install Debian's $$missing (sudo apt-get install $$missing) for the browser and Redis tests"; fi; fi
 
+# Regenerate $(LOCK) after adding or changing a dependency in pyproject.toml, then commit both.
+# Keeps every other pin; `make lock UPGRADE=1` moves all pins to the newest allowed versions.
+lock:
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet pip-tools==7.7.0
+	.venv-lock/bin/pip-compile --quiet $(if $(UPGRADE),--upgrade) $(LOCK_FLAGS) -o $(LOCK) pyproject.toml
+
 clean:
-	rm -rf $(VENV) $(OUT) *.duckdb .pytest_cache
+	rm -rf $(VENV) .venv-lock $(OUT) *.duckdb .pytest_cache
