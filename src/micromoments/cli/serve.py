@@ -137,7 +137,7 @@ def serve(
     # A collector reads profiles from the shared snapshots; only workers (and `all`) hold them.
     with_persona = 0 if server.role == "collector" else preload_personas(activator, Path(db or cfg.store.path))
     learned = 0 if server.role == "collector" else warm_start_bandit(activator, Path(db or cfg.store.path))
-    application = create_app(cfg, db_path=db, data_dir=data_dir, activator=activator, log_sink=sink)
+    application = create_app(cfg, db_path=db, data_dir=data_dir, activator=activator, log_sink=sink, dev=dev)
     host = host or server.host
     port = port or server.port
     console.print(f"micromoments serving on http://{host}:{port}  (role {server.role}, "

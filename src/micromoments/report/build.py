@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader
 
 from micromoments.report import charts
 from micromoments.report import measure, personas, predict  # noqa: F401  (they register their sections)
-from micromoments.report.data import ReportData, collect
+from micromoments.report.data import ReportData, collect, run_panel
+from micromoments.report.markup import built_html, rich
 from micromoments.report.sections import Section, figure_html, providers
 
 NO_MOMENTS = ("Micro-moments have not been classified yet, so this section is empty. Run "
@@ -139,6 +141,26 @@ def _sections(d: ReportData) -> list[Section]:
     else:
         tp.note = "The events carry no page paths."
     out.append(tp)
+    for sec in out:  # a panel whose analytic failed says so; the other sections are unaffected
+        err = d.errors.get(PANEL_OF_SECTION.get(sec.id, ""))
+        if err:
+            sec.note = f"This panel could not be computed ({err}). The rest of the report is unaffected."
+    return out
+
+
+# Which `ReportData.errors` panel each section shows.
+PANEL_OF_SECTION = {"moments": "moments", "journey": "moments", "paths": "paths", "funnels": "funnel",
+                    "peaks": "heatmap", "faq": "faq", "touchpoints": "touchpoints"}
+
+
+def _all_sections(data: ReportData) -> list[Section]:
+    """The core sections and those of the hooks; a part that fails becomes a section saying so."""
+    errors: dict[str, str] = {}
+    out = run_panel(errors, "core", lambda: _sections(data)) or []
+    out += list(getattr(data, "extra_sections", []))
+    out += [Section(f"failed-{name}", f"Not shown: {name}",
+                    note=f"This part could not be computed ({err}). The rest of the report is unaffected.")
+            for name, err in {**errors, **getattr(data, "hook_errors", {})}.items()]
     return out
 
 
@@ -148,12 +170,15 @@ def render(data: ReportData, title: str = "Micro-moments report") -> str:
 
     import micromoments
 
-    env = Environment(loader=FileSystemLoader(str(Path(__file__).parent)), autoescape=select_autoescape(["j2", "html"]))
+    env = Environment(loader=FileSystemLoader(str(Path(__file__).parent)), autoescape=True)
+    env.filters["rich"] = rich
     template = env.get_template("report.html.j2")
+    sections = [dataclasses.replace(s, figure=built_html(s.figure), table=built_html(s.table))
+                for s in _all_sections(data)]
     subtitle = "Where people want to know, go, do and buy — and what happens next."
     return template.render(
-        title=title, subtitle=subtitle, sections=_sections(data) + list(getattr(data, "extra_sections", [])),
-        plotly_js=get_plotlyjs(),
+        title=title, subtitle=subtitle, sections=sections,
+        plotly_js=built_html(get_plotlyjs()),  # the installed plotly.js itself, not data
         version=f"{micromoments.__version__} (plotly {plotly.__version__})",
         generated=dt.datetime.now().strftime("%d %b %Y %H:%M"),
     )
@@ -167,7 +192,11 @@ def build_report(store: Any, output_path: str | Path, config: Any | None = None)
     output = Path(output_path)
     output.parent.mkdir(parents=True, exist_ok=True)
     data = collect(store, config)
-    # personas, measure and predict (and any plugin) add theirs through `report.sections`
-    data.extra_sections = [sec for provide in providers() for sec in provide(store, config)]  # type: ignore[attr-defined]
+    # personas, measure and predict (and any plugin) add theirs through `report.sections`;
+    # a provider that fails becomes a section saying so, the others still show
+    errors: dict[str, str] = {}
+    data.extra_sections = [sec for provide in providers()  # type: ignore[attr-defined]
+                           for sec in run_panel(errors, provide.__name__, lambda: provide(store, config)) or []]
+    data.hook_errors = errors  # type: ignore[attr-defined]
     output.write_text(render(data), encoding="utf-8")
     return output

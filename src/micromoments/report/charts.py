@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 
 from micromoments.journey.heatmap import WEEKDAYS
 from micromoments.journey.stages import STAGES
+from micromoments.report.markup import plot_text
 
 MOMENT_NAMES = {"know": "I want to know", "go": "I want to go", "do": "I want to do", "buy": "I want to buy"}
 COLORS = {"know": "#4C78A8", "go": "#F58518", "do": "#54A24B", "buy": "#E45756"}
@@ -38,7 +39,7 @@ def duration(seconds: float | None) -> str:
 def moment_mix(mix: pd.DataFrame) -> tuple[go.Figure, list[str]]:
     mix = mix.sort_values("episodes", ascending=True)
     fig = go.Figure(go.Bar(
-        x=mix.episodes, y=[moment_name(m) for m in mix.moment], orientation="h",
+        x=mix.episodes, y=[plot_text(moment_name(m)) for m in mix.moment], orientation="h",
         marker_color=[COLORS.get(m, "#9D755D") for m in mix.moment],
         text=[f"{n:,} moments · {pct(r)} convert" for n, r in zip(mix.episodes, mix.conversion_rate)],
         textposition="auto", hovertemplate="%{y}: %{x:,} moments<extra></extra>",
@@ -74,7 +75,7 @@ def journey_matrix(jm: pd.DataFrame) -> tuple[go.Figure, list[str]]:
         z.append(zr)
         text.append(tr)
     fig = go.Figure(go.Heatmap(
-        z=z, x=[moment_name(m) for m in moments], y=stages, text=text, texttemplate="%{text}",
+        z=z, x=[plot_text(moment_name(m)) for m in moments], y=[plot_text(s) for s in stages], text=text, texttemplate="%{text}",
         colorscale="Blues", colorbar=dict(title="conversion", tickformat=".0%"), hoverinfo="text",
     ))
     fig.update_layout(**{**LAYOUT, "height": 420}, yaxis=dict(autorange="reversed"))
@@ -95,7 +96,7 @@ def journey_matrix(jm: pd.DataFrame) -> tuple[go.Figure, list[str]]:
 def stage_bars(stages: pd.DataFrame) -> tuple[go.Figure, list[str]]:
     order = {s: i for i, s in enumerate(STAGES)}
     stages = stages.sort_values("stage", key=lambda c: c.map(lambda s: order.get(s, 9)))
-    fig = go.Figure(go.Bar(x=stages.stage, y=stages.sessions, marker_color="#4C78A8",
+    fig = go.Figure(go.Bar(x=[plot_text(s) for s in stages.stage], y=stages.sessions, marker_color="#4C78A8",
                            text=[f"{pct(r)} convert" for r in stages.conversion_rate], textposition="auto"))
     fig.update_layout(**LAYOUT, yaxis_title="sessions")
     top = stages.sort_values("sessions").iloc[-1]
@@ -113,7 +114,8 @@ def sankey(links: pd.DataFrame, paths: pd.DataFrame | None) -> tuple[go.Figure, 
 
     fig = go.Figure(go.Sankey(
         arrangement="snap",
-        node=dict(label=[n.split(". ", 1)[0] + ". " + moment_name(n.split(". ", 1)[1]) if ". " in n else n for n in nodes],
+        node=dict(label=[plot_text(n.split(". ", 1)[0] + ". " + moment_name(n.split(". ", 1)[1]) if ". " in n else n)
+                         for n in nodes],
                   color=[color(n) for n in nodes], pad=14, thickness=16),
         link=dict(source=[index[s] for s in links.source], target=[index[t] for t in links.target],
                   value=links.people.tolist(), color="rgba(120,120,120,0.25)"),
@@ -132,7 +134,7 @@ def sankey(links: pd.DataFrame, paths: pd.DataFrame | None) -> tuple[go.Figure, 
 
 def funnel_chart(fun: pd.DataFrame) -> tuple[go.Figure, list[str]]:
     fun = fun.sort_values("step")
-    fig = go.Figure(go.Funnel(y=fun.step_name, x=fun.people, textinfo="value+percent initial",
+    fig = go.Figure(go.Funnel(y=[plot_text(s) for s in fun.step_name], x=fun.people, textinfo="value+percent initial",
                               marker_color="#4C78A8"))
     fig.update_layout(**LAYOUT)
     notes = []
@@ -155,7 +157,7 @@ def breakdown_chart(fun: pd.DataFrame, label: str, top: int = 6) -> tuple[go.Fig
     fig = go.Figure()
     for step, grp in fun[fun.breakdown.isin(keep)].groupby("step"):
         grp = grp.set_index("breakdown").reindex(keep)
-        fig.add_trace(go.Bar(name=str(grp.step_name.iloc[0]), x=[moment_name(k) for k in keep], y=grp.people))
+        fig.add_trace(go.Bar(name=plot_text(grp.step_name.iloc[0]), x=[plot_text(moment_name(k)) for k in keep], y=grp.people))
     fig.update_layout(**LAYOUT, barmode="group", yaxis_title="people", legend=dict(orientation="h", y=1.12))
     ends = fun[(fun.step == last) & fun.breakdown.isin(keep)]
     notes = []
@@ -177,13 +179,13 @@ def heatmap_chart(hm: pd.DataFrame) -> tuple[go.Figure, list[str]]:
         grid = sub.pivot_table(index="weekday", columns="hour", values="events", aggfunc="sum").reindex(
             index=range(7), columns=range(24)).fillna(0)
         fig.add_trace(go.Heatmap(z=grid.values, x=[f"{h:02d}h" for h in range(24)], y=list(WEEKDAYS),
-                                 colorscale="YlOrRd", visible=(i == 0), name=moment_name(m),
+                                 colorscale="YlOrRd", visible=(i == 0), name=plot_text(moment_name(m)),
                                  hovertemplate="%{y} %{x}: %{z} events<extra></extra>"))
         peak = sub.sort_values("events").iloc[-1]
         if i < 4:
             notes.append(f"<b>{moment_name(m)}</b> peaks on <b>{WEEKDAYS[int(peak.weekday)]}s around "
                          f"{int(peak.hour):02d}:00</b> local time.")
-    buttons = [dict(label=moment_name(m), method="update",
+    buttons = [dict(label=plot_text(moment_name(m)), method="update",
                     args=[{"visible": [j == i for j in range(len(moments))]}]) for i, m in enumerate(moments)]
     fig.update_layout(**{**LAYOUT, "height": 360}, yaxis=dict(autorange="reversed"),
                       updatemenus=[dict(buttons=buttons, direction="right", type="buttons", x=0, y=1.18,
@@ -194,10 +196,10 @@ def heatmap_chart(hm: pd.DataFrame) -> tuple[go.Figure, list[str]]:
 def faq_chart(faq: pd.DataFrame, top: int = 12) -> tuple[go.Figure, list[str]]:
     faq = faq.head(top).iloc[::-1]
     fig = go.Figure(go.Bar(
-        x=faq.searches, y=[f"{e[:48]}" for e in faq.example], orientation="h",
+        x=faq.searches, y=[plot_text(str(e)[:48]) for e in faq.example], orientation="h",
         marker_color=["#E45756" if g else "#4C78A8" for g in faq.content_gap],
         text=[f"{pct(r)} convert" + (" · content gap" if g else "") for r, g in zip(faq.conversion_rate, faq.content_gap)],
-        textposition="auto", customdata=faq.label, hovertemplate="%{customdata}: %{x} searches<extra></extra>",
+        textposition="auto", customdata=[plot_text(v) for v in faq.label], hovertemplate="%{customdata}: %{x} searches<extra></extra>",
     ))
     fig.update_layout(**{**LAYOUT, "height": max(300, 40 * len(faq) + 80)}, xaxis_title="searches")
     gaps = faq[faq.content_gap]
@@ -215,7 +217,7 @@ def touchpoint_chart(tp: pd.DataFrame, top: int = 15) -> tuple[go.Figure, list[s
     tp = tp.sort_values("sessions", ascending=False).head(top).iloc[::-1]
     colors = {"peak": "#2CA02C", "falters": "#E45756", "": "#9DB4CC"}
     fig = go.Figure(go.Bar(
-        x=tp.conversion_rate, y=tp.touchpoint, orientation="h", marker_color=[colors.get(f, "#9DB4CC") for f in tp.flag],
+        x=tp.conversion_rate, y=[plot_text(t) for t in tp.touchpoint], orientation="h", marker_color=[colors.get(f, "#9DB4CC") for f in tp.flag],
         text=[f"{int(n):,} sessions · {pct(e)} exit" for n, e in zip(tp.sessions, tp.exit_rate)], textposition="auto",
         hovertemplate="%{y}: %{x:.0%} of sessions convert<extra></extra>",
     ))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +16,8 @@ from micromoments.journey.heatmap import heatmap_for
 from micromoments.journey.maps import journey_map, path_links, top_paths
 from micromoments.journey.pipeline import Journey, JourneySettings, build_journey, load_events
 from micromoments.journey.touchpoints import flag_touchpoints, touchpoints
+
+log = logging.getLogger(__name__)
 
 FUNNEL_CHAINS = (
     ("Products Searched", "Product Viewed", "Product Added", "Checkout Started", "Order Completed"),
@@ -28,6 +32,8 @@ class ReportData:
     has_events: bool
     has_moments: bool
     kpis: dict[str, Any] = field(default_factory=dict)
+    # Panels whose computation failed: name -> "ErrorType: message". The rest still show.
+    errors: dict[str, str] = field(default_factory=dict)
     moment_mix: pd.DataFrame | None = None
     journey_map: pd.DataFrame | None = None
     session_stages: pd.DataFrame | None = None
@@ -89,7 +95,8 @@ def collect_with_journey(store: Any, config: Any | None = None,
                                                     conversion_rate=("converted", "mean")).reset_index()
 
     ep = j.episodes
-    if has_moments:
+
+    def moments() -> None:
         n_ep = con.execute(ep.count())
         data.kpis["episodes"] = int(n_ep)
         if n_ep:
@@ -102,22 +109,50 @@ def collect_with_journey(store: Any, config: Any | None = None,
             data.journey_map = con.execute(journey_map(ep))
             data.links = con.execute(path_links(ep, by="moment", max_steps=4))
             data.paths = con.execute(top_paths(ep, by="moment", max_steps=4).limit(10))
-    if data.links is None or data.links.empty:
-        staged_sessions = j.sessions.mutate(episode_no=0)
-        data.links = con.execute(path_links(staged_sessions, by="stage", max_steps=4))
-        data.paths = con.execute(top_paths(staged_sessions, by="stage", max_steps=4).limit(10))
 
-    counts = con.execute(s.filter(s.event.notnull()).group_by("event").aggregate(n=lambda t: t.count()))
-    counts = counts.set_index("event").n.sort_values(ascending=False)
-    data.funnel_steps = pick_funnel(counts)
-    if data.funnel_steps:
-        data.funnel = con.execute(funnel(s, data.funnel_steps, window=funnel_window))
-        data.funnel_by_channel = con.execute(funnel(s, data.funnel_steps, window=funnel_window, breakdown="channel"))
-        if has_moments:
-            data.funnel_by_moment = con.execute(funnel(s, data.funnel_steps, window=funnel_window, breakdown="moment"))
+    def stage_paths() -> None:
+        if data.links is None or data.links.empty:
+            staged_sessions = j.sessions.mutate(episode_no=0)
+            data.links = con.execute(path_links(staged_sessions, by="stage", max_steps=4))
+            data.paths = con.execute(top_paths(staged_sessions, by="stage", max_steps=4).limit(10))
 
-    data.heatmap = con.execute(heatmap_for(s, moments_only=has_moments))
-    data.faq = faq_themes(con.execute(query_stats(s, settings.vocab)))
-    tp = con.execute(touchpoints(s, "page", settings.vocab))
-    data.touchpoints = flag_touchpoints(tp) if not tp.empty else tp
+    def funnels() -> None:
+        counts = con.execute(s.filter(s.event.notnull()).group_by("event").aggregate(n=lambda t: t.count()))
+        data.funnel_steps = pick_funnel(counts.set_index("event").n.sort_values(ascending=False))
+        if data.funnel_steps:
+            data.funnel = con.execute(funnel(s, data.funnel_steps, window=funnel_window))
+            data.funnel_by_channel = con.execute(funnel(s, data.funnel_steps, window=funnel_window,
+                                                        breakdown="channel"))
+            if has_moments:
+                data.funnel_by_moment = con.execute(funnel(s, data.funnel_steps, window=funnel_window,
+                                                           breakdown="moment"))
+
+    def heatmap() -> None:
+        data.heatmap = con.execute(heatmap_for(s, moments_only=has_moments))
+
+    def faq() -> None:
+        data.faq = faq_themes(con.execute(query_stats(s, settings.vocab)))
+
+    def pages() -> None:
+        tp = con.execute(touchpoints(s, "page", settings.vocab))
+        data.touchpoints = flag_touchpoints(tp) if not tp.empty else tp
+
+    for name, compute in (("moments", moments if has_moments else None), ("paths", stage_paths),
+                          ("funnel", funnels), ("heatmap", heatmap), ("faq", faq), ("touchpoints", pages)):
+        if compute is not None:
+            run_panel(data.errors, name, compute)
     return data, j
+
+
+def run_panel(errors: dict[str, str], name: str, compute: Callable[[], Any]) -> Any:
+    """`compute()`, or None with the error under `errors[name]`: one panel that fails leaves the rest.
+
+    >>> errors = {}; run_panel(errors, "heatmap", lambda: 1 / 0), errors
+    (None, {'heatmap': 'ZeroDivisionError: division by zero'})
+    """
+    try:
+        return compute()
+    except Exception as exc:  # one bad row or a bug in one analytic must not take the page or report down
+        errors[name] = f"{type(exc).__name__}: {exc}"[:300]
+        log.exception("the %s panel failed", name)
+        return None

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 
 from micromoments.errors import MicromomentsError
 from micromoments.report import charts
+from micromoments.report.markup import plot_text
 from micromoments.report.sections import Section, figure_html, section_provider
 
 MODEL_NAMES = {"first_touch": "first touch", "last_touch": "last touch", "linear": "linear",
@@ -44,7 +45,7 @@ def rate_chart(frame: pd.DataFrame, dim: str, rate: str, title: str) -> go.Figur
     """Bars of a rate per group with Wilson 95% error bars."""
     f = frame.sort_values(rate)
     fig = go.Figure(go.Bar(
-        x=f[rate], y=f[dim].astype(str), orientation="h", marker_color="#4C78A8",
+        x=f[rate], y=[plot_text(v) for v in f[dim]], orientation="h", marker_color="#4C78A8",
         error_x=dict(type="data", symmetric=False, array=f[f"{rate}_high"] - f[rate], arrayminus=f[rate] - f[f"{rate}_low"]),
         hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
     fig.update_layout(**charts.LAYOUT, title=title, xaxis_tickformat=".0%")
@@ -55,8 +56,8 @@ def attribution_chart(table: pd.DataFrame) -> go.Figure:
     """Grouped bars: conversions credited to each channel by each model."""
     fig = go.Figure()
     for model, g in table.groupby("model", sort=False):
-        fig.add_bar(name=MODEL_NAMES.get(model, model), x=g["channel"], y=g["conversions"],
-                    hovertemplate="%{x}: %{y:.1f} conversions<extra>" + MODEL_NAMES.get(model, model) + "</extra>")
+        fig.add_bar(name=plot_text(MODEL_NAMES.get(model, model)), x=[plot_text(c) for c in g["channel"]], y=g["conversions"],
+                    hovertemplate="%{x}: %{y:.1f} conversions<extra>" + plot_text(MODEL_NAMES.get(model, model)) + "</extra>")
     fig.update_layout(**charts.LAYOUT, barmode="group", yaxis_title="conversions credited", legend_orientation="h")
     return fig
 
@@ -101,7 +102,7 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
             sec.notes.append("No content has been activated yet, so these are moment episodes found in the events; "
                              "exposures, clicks and CTR appear once playbooks log decisions.")
     except MicromomentsError as exc:
-        sec.note = html.escape(str(exc))
+        sec.note = str(exc)
     out.append(sec)
 
     from micromoments.measure import attribution as at
@@ -125,9 +126,9 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
             mk = table[table.model == "markov"].set_index("channel").conversions
             lt = table[table.model == "last_touch"].set_index("channel").conversions
             gain = (mk - lt).sort_values()
-            att.notes.append(f"Last touch under-credits <b>{html.escape(str(gain.index[-1]))}</b> by "
+            att.notes.append(f"Last touch under-credits <b>{gain.index[-1]}</b> by "
                              f"{gain.iloc[-1]:.1f} conversions compared with the Markov model; "
-                             f"it over-credits <b>{html.escape(str(gain.index[0]))}</b> by {-gain.iloc[0]:.1f}.")
+                             f"it over-credits <b>{gain.index[0]}</b> by {-gain.iloc[0]:.1f}.")
             ep = store.ibis.execute(j.episodes.select("person_id", "start", "moment", "conversions", "revenue"))
             mpaths = at.store_paths(ep, touch="moment", order="start", missing="other") if len(ep) else None
             if mpaths is not None and mpaths.conversions.sum() > 0:
@@ -141,7 +142,7 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
         else:
             att.note = "No conversions yet."
     except MicromomentsError as exc:
-        att.note = html.escape(str(exc))
+        att.note = str(exc)
     out.append(att)
 
     exps = list(getattr(config, "experiments", []) or [])
@@ -156,7 +157,7 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
             try:
                 a = analyze_store(store, e)
             except MicromomentsError as exc:
-                ex.notes.append(f"{html.escape(e.name)}: {html.escape(str(exc))}")
+                ex.notes.append(f"{e.name}: {exc}")
                 continue
             r = a.results.assign(
                 lift_ci=[f"{x:+.1%} ({lo:+.1%} to {hi:+.1%})" for x, lo, hi in
@@ -165,7 +166,7 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
             ex.table += f"<h3>{html.escape(e.name)}</h3><p>{html.escape(e.hypothesis)}</p>" + _rows(
                 r, {"metric": "metric", "variant": "variant", "lift_ci": "lift (95% CI)", "p_adjusted": "p (Holm)",
                     "always_valid_p": "always-valid p", "ctw": "chance to win"})
-            ex.notes += [html.escape(n) for n in a.notes]
+            ex.notes += list(a.notes)
         out.append(ex)
 
     if store.has_table("decisions") and store.count("decisions") > 0:
@@ -185,7 +186,7 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
             else:
                 ope.note = "Not enough logged decisions with propensities yet (30 per moment and content)."
         except MicromomentsError as exc:
-            ope.note = html.escape(str(exc))
+            ope.note = str(exc)
         out.append(ope)
 
     from micromoments.measure.monitoring import run_monitor
@@ -212,6 +213,6 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
                                  f"low confidence, against {d.get('low_share_baseline', 0):.1%} before "
                                  f"({'add examples' if d['drift'] else 'stable'}).")
     except MicromomentsError as exc:
-        mon.note = html.escape(str(exc))
+        mon.note = str(exc)
     out.append(mon)
     return out

@@ -7,7 +7,6 @@ by persona. Built from the `personas` / `persona_descriptions` tables (`micromom
 from __future__ import annotations
 
 import datetime as dt
-import html
 from typing import Any
 
 from micromoments.report import charts
@@ -48,11 +47,11 @@ def persona_sections(store: Any, config: Any | None = None, funnel_window: dt.ti
             overview.notes = notes
 
     for r in desc.itertuples():
-        sec = Section(f"persona-{int(r.persona_id)}", r.persona, intro=html.escape(str(r.description)))
+        sec = Section(f"persona-{int(r.persona_id)}", r.persona, intro=str(r.description))
         sec.kpis = [("people", f"{r.people:,}"), ("share", charts.pct(r.share)),
                     ("mean lifetime value", f"{r.mean_clv:,.0f}"), ("mean revenue so far", f"{r.mean_revenue:,.0f}")]
         if r.typical_path:
-            sec.notes = [f"Typical path: <b>{html.escape(str(r.typical_path))}</b>"]
+            sec.notes = [f"Typical path: <b>{r.typical_path}</b>"]
         if has_moments:
             jm = con.execute(journey_map(ep.filter(ep.persona_id == int(r.persona_id))))
             if not jm.empty:

@@ -34,7 +34,7 @@ def predict_sections(store: Any, config: Any | None = None) -> list:
     sec = Section("predict", "Anticipating the next moment", intro=(
         "Models trained on the past and tested on the most recent period (a time-based split): the chance of "
         "each moment type in the next hours, and the chance to buy before the session ends or within days. "
-        f"Model: <code>{html.escape(str(run.get('model_path', '')))}</code>."))
+        f"Model: <code>{run.get('model_path', '')}</code>."))
     sec.kpis = [
         ("next-moment macro AUC (model)", _num(nm.get("model"))),
         ("… repeat the last moment", _num(nm.get("repeat_last"))),
@@ -83,5 +83,5 @@ def predict_sections(store: Any, config: Any | None = None) -> list:
     figs.append(figure_html(cal, "predict-calibration"))
     sec.figure = "".join(figs)
     sec.notes = ["Scores for everyone: <code>micromoments predict score -o scores.parquet</code> "
-                 "(add <code>--where \"p_buy_7d &gt; 0.6\"</code> to export a segment)."]
+                 "(add <code>--where \"p_buy_7d > 0.6\"</code> to export a segment)."]
     return [sec]

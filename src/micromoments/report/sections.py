@@ -23,7 +23,12 @@ from typing import Any
 
 @dataclass
 class Section:
-    """One section of the report: a title, an intro, a figure (HTML), notes, a table and KPIs."""
+    """One section of the report: a title, an intro, a figure (HTML), notes, a table and KPIs.
+
+    `intro`, `note` and `notes` are text with a few fixed tags (`markup.rich` escapes the data in
+    them); `figure` and `table` are HTML that their builders assemble from Plotly's output and
+    `html.escape`d cells only (the report marks them as HTML as they are).
+    """
 
     id: str
     title: str

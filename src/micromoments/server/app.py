@@ -39,6 +39,7 @@ from micromoments.server import models
 from micromoments.server.auth import AdminTokens, RateLimiter, WriteKeys
 from micromoments.server.collector import Collector, Rejected
 from micromoments.server.endpoints import EVENT_TYPES, Api, FastPath, Result, check_length, dumps, read_asgi_body
+from micromoments.server.security import SecurityHeaders
 from micromoments.store import Store
 
 __all__ = ["create_app"]
@@ -79,13 +80,14 @@ ROLES = ("all", "collector", "worker")
 
 def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: str | Path | None = None,
                activator: Any = None, log_sink: LogSink | None = None, bus: EventBus | None = None,
-               role: str | None = None) -> FastAPI:
+               role: str | None = None, dev: bool = False) -> FastAPI:
     """The FastAPI app. Background parts (WAL writer, store loader, bus) start with the app's lifespan.
 
     `db_path` defaults to `[store] path`; the WAL lives in `data_dir/wal` when `data_dir` is
     given, else in `[server] wal_dir`. `activator` (an `activation.engine.Activator`) receives
     every accepted event through the bus and answers `/v1/decide`; its decision logs go to the
-    store through `log_sink` (pass the same sink the activator was built with).
+    store through `log_sink` (pass the same sink the activator was built with). `/docs` (Swagger UI,
+    whose assets come from a CDN) is served only with `dev`; `/openapi.json` always is.
     """
     server = config.server
     role = role or server.role
@@ -159,6 +161,8 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
             "Every 4xx body is `{success: false, error, field, hint}`."
         ),
         lifespan=lifespan,
+        docs_url="/docs" if dev else None,
+        redoc_url=None,
     )
     app.state.api = api
     app.state.role = role
@@ -172,6 +176,7 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
     # The collector and decide routes are answered here, before FastAPI's routing; the routes
     # below describe them in /openapi.json (and serve them if the middleware is bypassed).
     app.add_middleware(FastPath, api=api)
+    app.add_middleware(SecurityHeaders)  # outermost: CSP, nosniff, no framing on every response
 
     def add_event_route(type_: str) -> None:
         model = models.EVENT_MODELS[type_]

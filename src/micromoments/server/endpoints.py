@@ -263,7 +263,8 @@ class FastPath:
         except Exception:  # a bug: answer 500 with JSON rather than dropping the connection
             log.exception("collector request failed")
             status, out, headers = 500, b'{"success":false,"error":"internal error","field":null}', None
-        raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]
+        raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode()),
+                       (b"x-content-type-options", b"nosniff")]
         if headers:
             raw_headers += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})

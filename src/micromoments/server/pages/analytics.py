@@ -83,6 +83,7 @@ class Snapshot:
     lock: threading.Lock = field(default_factory=threading.Lock)  # guards `db` (one DuckDB cursor)
     memo: "OrderedDict[Any, Any]" = field(default_factory=OrderedDict)
     memo_lock: threading.Lock = field(default_factory=threading.Lock)
+    panel_errors: dict[str, str] = field(default_factory=dict)  # panel -> error, for /app/api/status
 
     @property
     def has_events(self) -> bool:

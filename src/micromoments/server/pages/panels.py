@@ -8,7 +8,6 @@ to run to fill it.
 
 from __future__ import annotations
 
-import html
 import json
 from typing import Any
 
@@ -17,6 +16,7 @@ import plotly.graph_objects as go
 
 from micromoments.errors import MicromomentsError
 from micromoments.report import charts
+from micromoments.report.markup import plot_text
 from micromoments.server.pages import views
 from micromoments.server.pages.analytics import Snapshot
 from micromoments.server.pages.prerender import prerender_parts
@@ -73,15 +73,15 @@ def _persona_mix_chart(ep: pd.DataFrame, pmap: pd.Series) -> tuple[go.Figure, li
     share = share.div(share.sum(axis=1), axis=0)
     fig = go.Figure()
     for m in [m for m in views.MOMENTS if m in share.columns] + sorted(set(share.columns) - set(views.MOMENTS)):
-        fig.add_trace(go.Bar(y=share.index, x=share[m], name=charts.moment_name(m), orientation="h",
+        fig.add_trace(go.Bar(y=[plot_text(p) for p in share.index], x=share[m], name=plot_text(charts.moment_name(m)), orientation="h",
                              marker_color=charts.COLORS.get(m, "#9D755D")))
     fig.update_layout(**{**charts.LAYOUT, "height": max(260, 46 * len(share) + 100),
                          "margin": dict(l=200, r=20, t=30, b=40)}, barmode="stack",
                       xaxis=dict(tickformat=".0%", title="share of the persona's micro-moments"),
                       legend=dict(orientation="h", y=1.12))
     conv = t.groupby("persona").converted.mean().sort_values()
-    notes = [f"<b>{html.escape(str(conv.index[-1]))}</b> converts most often after a micro-moment "
-             f"({views.pct(conv.iloc[-1])}); <b>{html.escape(str(conv.index[0]))}</b> least ({views.pct(conv.iloc[0])})."]
+    notes = [f"<b>{conv.index[-1]}</b> converts most often after a micro-moment "
+             f"({views.pct(conv.iloc[-1])}); <b>{conv.index[0]}</b> least ({views.pct(conv.iloc[0])})."]
     return fig, notes
 
 
@@ -159,6 +159,7 @@ def playbooks(snap: Snapshot, activator: Any | None, config: Any | None) -> dict
 def _perf_chart(perf: pd.DataFrame) -> go.Figure:
     f = perf.head(15).iloc[::-1]
     fig = go.Figure()
+    f = f.assign(key=[plot_text(k) for k in f.key])
     fig.add_trace(go.Bar(y=f.key, x=f.exposures, name="exposures", orientation="h", marker_color="#9DB4CC"))
     fig.add_trace(go.Bar(y=f.key, x=f.clicks, name="clicks", orientation="h", marker_color="#4C78A8"))
     fig.add_trace(go.Bar(y=f.key, x=f.conversions, name="conversions", orientation="h", marker_color="#2CA02C"))
@@ -228,7 +229,7 @@ def verdict(results: pd.DataFrame, experiment: Any) -> tuple[str, str]:
 def _lift_chart(results: pd.DataFrame) -> go.Figure:
     r = results.assign(label=results.metric + " · " + results.variant.astype(str)).iloc[::-1]
     fig = go.Figure(go.Scatter(
-        x=r.lift, y=r.label, mode="markers", marker=dict(size=11, color=["#2CA02C" if s and l > 0 else "#E45756"
+        x=r.lift, y=[plot_text(v) for v in r.label], mode="markers", marker=dict(size=11, color=["#2CA02C" if s and l > 0 else "#E45756"
                                                                           if s else "#4C78A8" for s, l in zip(r.significant, r.lift)]),
         error_x=dict(type="data", symmetric=False, array=r.lift_ci_high - r.lift, arrayminus=r.lift - r.lift_ci_low),
         hovertemplate="%{y}: %{x:+.1%}<extra></extra>"))
@@ -293,8 +294,8 @@ def attribution(snap: Snapshot) -> dict[str, Any]:
         mk = table[table.model == "markov"].set_index("channel").conversions
         lt = table[table.model == "last_touch"].set_index("channel").conversions
         gain = (mk - lt).sort_values()
-        note = (f"Last touch under-credits <b>{html.escape(str(gain.index[-1]))}</b> by {gain.iloc[-1]:.1f} conversions "
-                f"compared with the data-driven Markov model, and over-credits <b>{html.escape(str(gain.index[0]))}</b> "
+        note = (f"Last touch under-credits <b>{gain.index[-1]}</b> by {gain.iloc[-1]:.1f} conversions "
+                f"compared with the data-driven Markov model, and over-credits <b>{gain.index[0]}</b> "
                 f"by {-gain.iloc[0]:.1f}.")
         return {"att_chart": views.figure_html(attribution_chart(table), "chart-attribution"),
                 "att_models": [(m, MODEL_NAMES[m]) for m in models], "att_rows": wide.to_dict("records"),
@@ -303,4 +304,4 @@ def attribution(snap: Snapshot) -> dict[str, Any]:
     try:
         return snap.remember(("attribution",), build)
     except MicromomentsError as exc:
-        return {"att_empty": html.escape(str(exc))}
+        return {"att_empty": str(exc)}

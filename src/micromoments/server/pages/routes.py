@@ -8,12 +8,14 @@ get 401); every POST checks the CSRF token of the session. Each response carries
 
 from __future__ import annotations
 
+import logging
 import time
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
@@ -21,7 +23,9 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from micromoments.errors import MicromomentsError
+from micromoments.report.markup import rich
 from micromoments.server.pages import views
+from micromoments.server.security import HEADERS
 from micromoments.server.pages.analytics import AnalyticsCache, Snapshot
 from micromoments.server.pages.auth import (
     LOGIN_CSRF_COOKIE,
@@ -33,10 +37,11 @@ from micromoments.server.pages.auth import (
 )
 
 HERE = Path(__file__).parent
+log = logging.getLogger(__name__)
 NAV = (("overview", "/app", "Overview"), ("live", "/app/live", "Live moments"), ("journey", "/app/journey", "Journey"),
        ("questions", "/app/questions", "Questions & keywords"), ("personas", "/app/personas", "Personas"),
        ("playbooks", "/app/playbooks", "Playbooks & content"), ("experiments", "/app/experiments", "Experiments"))
-SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"}
+SECURITY_HEADERS = HEADERS  # also when the pages are mounted on an app without `SecurityHeaders`
 
 
 class TimedRoute(APIRoute):
@@ -59,15 +64,25 @@ class TimedRoute(APIRoute):
 
 
 def _safe_next(target: str | None) -> str:
-    """Only local /app paths: a login must never bounce to another site."""
-    if not target or not target.startswith("/app") or target.startswith("//") or "\\" in target:
+    """Only a path of this site under /app: a login must never bounce to another site.
+
+    >>> _safe_next("/app/journey?x=1"), _safe_next("//evil.example/app"), _safe_next("/app\\@evil"), _safe_next("/apple")
+    ('/app/journey?x=1', '/app', '/app', '/app')
+    """
+    if not target or not (target == "/app" or target.startswith(("/app/", "/app?"))):
+        return "/app"
+    if "\\" in target or "//" in target or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
         return "/app"
     return target
 
 
 def build_router(cache: AnalyticsCache, auth: Auth, *, get_activator: Callable[[], Any],
                  workspace: str | None = None) -> APIRouter:
-    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    # Our templates end in .html.j2, which Jinja's default selection would not escape: escape everything.
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True)
+    env.filters["rich"] = rich
+    env.filters["urlpart"] = lambda v: urllib.parse.quote(str(v), safe="")  # one path segment: "/" too
+    templates = Jinja2Templates(env=env)
     templates.env.globals.update(pct=views.pct, moment_name=views.charts.moment_name,
                                  duration=views.charts.duration)
     router = APIRouter(prefix="/app", route_class=TimedRoute)
@@ -101,7 +116,14 @@ def build_router(cache: AnalyticsCache, auth: Auth, *, get_activator: Callable[[
                 error=cache.last_error), status_code=503, headers={"Retry-After": "3"})
         ctx = dict(user=session.user, csrf=session.csrf, nav=NAV, active=active, snap=snap, workspace=workspace,
                    kpis_all=snap.report.kpis, computed_seconds=snap.seconds)
-        ctx.update(context.pop("build", lambda s: {})(snap))
+        try:
+            ctx.update(context.pop("build", lambda s: {})(snap))
+        except Exception as exc:  # this page's panels failed: say so, keep the navigation and other pages
+            log.exception("the %s page failed", active)
+            snap.panel_errors[f"page-{active}"] = f"{type(exc).__name__}: {exc}"[:300]
+            return templates.TemplateResponse(request, "failed.html.j2", dict(
+                user=session.user, csrf=session.csrf, nav=NAV, active=active, workspace=workspace,
+                error=f"This page could not be computed ({type(exc).__name__}); the other pages are unaffected."))
         ctx.update(context)
         return templates.TemplateResponse(request, name, ctx)
 
@@ -280,6 +302,8 @@ def build_router(cache: AnalyticsCache, auth: Auth, *, get_activator: Callable[[
         require_api(request)
         snap = cache._snap
         return {"ready": snap is not None, "error": cache.last_error,
+                "failed_panels": {} if snap is None else {**{f"report-{k}": v for k, v in snap.report.errors.items()},
+                                                          **snap.panel_errors},
                 "computed_seconds": None if snap is None else round(snap.seconds, 2),
                 "signature": None if snap is None else dict(snap.signature)}
 

@@ -7,7 +7,7 @@ Pure functions of (snapshot, request parameters); no FastAPI here, so they are e
 from __future__ import annotations
 
 import datetime as dt
-import html
+import logging
 from typing import Any
 
 import pandas as pd
@@ -15,8 +15,11 @@ import plotly.graph_objects as go
 
 from micromoments.journey.funnels import MODES, funnel
 from micromoments.report import charts
+from micromoments.report.markup import PlotlyDiv, plot_text
 from micromoments.server.pages.analytics import Snapshot
 from micromoments.server.pages.prerender import prerender_parts
+
+log = logging.getLogger(__name__)
 
 MOMENTS = ("know", "go", "do", "buy")
 PERIODS = {"7d": 7, "14d": 14, "30d": 30, "all": None}
@@ -24,16 +27,21 @@ PERIOD_LABELS = {"7d": "last 7 days", "14d": "last 14 days", "30d": "last 30 day
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 
-def figure_html(fig: go.Figure, div_id: str) -> str:
-    """The figure as a `<div>` plus the script that draws it with the page's plotly.js (as the report)."""
-    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=PLOT_CONFIG)
+def figure_html(fig: go.Figure, div_id: str) -> PlotlyDiv:
+    """The figure as an empty `<div>` with its JSON in an attribute; `/app/static/app.js` draws it."""
+    return PlotlyDiv(fig, div_id, PLOT_CONFIG)
 
 
 def chart(snap: Snapshot, key: str, build: Any) -> dict[str, Any]:
     """`build() -> (fig, notes)` once per snapshot; returns {"html", "notes"}."""
 
     def make() -> dict[str, Any]:
-        fig, notes = build()
+        try:
+            fig, notes = build()
+        except Exception as exc:  # this chart shows its error; the rest of the page renders
+            log.exception("chart %s failed", key)
+            snap.panel_errors[f"chart-{key}"] = f"{type(exc).__name__}: {exc}"[:300]
+            return {"html": None, "notes": [], "error": f"This chart could not be drawn ({type(exc).__name__})."}
         return {"html": figure_html(fig, f"chart-{key}"), "notes": notes}
 
     return snap.remember(("chart", key), make)
@@ -110,7 +118,7 @@ def _daily_chart(ep: pd.DataFrame, ses: pd.DataFrame) -> go.Figure:
         daily = ep.groupby(["day", "moment"]).size().unstack(fill_value=0)
         order = [m for m in MOMENTS if m in daily.columns] + sorted(set(daily.columns) - set(MOMENTS))
         for m in order:
-            fig.add_trace(go.Bar(x=daily.index, y=daily[m], name=charts.moment_name(m),
+            fig.add_trace(go.Bar(x=daily.index, y=daily[m], name=plot_text(charts.moment_name(m)),
                                  marker_color=charts.COLORS.get(m, "#9D755D")))
     if not ses.empty:
         conv = ses.groupby("day").converted.sum()
@@ -429,11 +437,11 @@ def _intent_chart(kw: pd.DataFrame) -> tuple[go.Figure, list[str]]:
     fig = go.Figure()
     for kind, color in (("questions", "#4C78A8"), ("other searches", "#9DB4CC")):
         if kind in g.columns:
-            fig.add_trace(go.Bar(x=[charts.moment_name(m) for m in g.index], y=g[kind], name=kind, marker_color=color))
+            fig.add_trace(go.Bar(x=[plot_text(charts.moment_name(m)) for m in g.index], y=g[kind], name=kind, marker_color=color))
     fig.update_layout(**charts.LAYOUT, barmode="stack", yaxis_title="searches", legend=dict(orientation="h", y=1.12))
     top = g.sum(axis=1).sort_values().index[-1]
     share = g.sum(axis=1)[top] / g.values.sum()
-    return fig, [f"<b>{html.escape(charts.moment_name(top))}</b> searches are the biggest share of the "
+    return fig, [f"<b>{charts.moment_name(top)}</b> searches are the biggest share of the "
                  f"{len(kw):,} commonest queries ({pct(share)} of their volume)."]
 
 

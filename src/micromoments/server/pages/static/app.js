@@ -3,6 +3,8 @@
 const MM = (() => {
   const NAMES = {know: "I want to know", go: "I want to go", do: "I want to do", buy: "I want to buy"};
   const COLORS = {know: "#4C78A8", go: "#F58518", do: "#54A24B", buy: "#E45756"};
+  // Text for Plotly labels is escaped too: Plotly reads <b>, <br> and <a href> in them.
+  const unesc = (s) => new DOMParser().parseFromString(String(s ?? ""), "text/html").documentElement.textContent;
   const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
   const pct = (x) => x == null ? "—" : (x >= 0.01 || x === 0 ? Math.round(x * 100) + "%" : (x * 100).toFixed(1) + "%");
   const dur = (s) => s == null ? "—" : s < 90 ? Math.round(s) + " s" : s < 5400 ? Math.round(s / 60) + " min" : s < 172800 ? (s / 3600).toFixed(1) + " h" : (s / 86400).toFixed(1) + " days";
@@ -43,7 +45,7 @@ const MM = (() => {
       const counts = {};
       rows.forEach((m) => { counts[m.moment] = (counts[m.moment] || 0) + 1; });
       const keys = Object.keys(counts);
-      Plotly.react("chart-live", [{type: "bar", x: keys.map((k) => NAMES[k] || k), y: keys.map((k) => counts[k]),
+      Plotly.react("chart-live", [{type: "bar", x: keys.map((k) => esc(NAMES[k] || k)), y: keys.map((k) => counts[k]),
         marker: {color: keys.map((k) => COLORS[k] || "#9D755D")}}],
         layout({height: 220, yaxis: {title: "of the latest " + rows.length}}), config);
     }
@@ -78,10 +80,10 @@ const MM = (() => {
       let data;
       try { data = await getJSON("/app/api/funnel?" + q); } catch (x) { err.textContent = x.message; err.hidden = false; return; }
       const st = data.steps;
-      Plotly.react("chart-funnel-built", [{type: "funnel", y: st.map((s) => s.step_name), x: st.map((s) => s.people),
+      Plotly.react("chart-funnel-built", [{type: "funnel", y: st.map((s) => esc(s.step_name)), x: st.map((s) => s.people),
         textinfo: "value+percent initial", marker: {color: "#4C78A8"}}], layout({height: 80 + 60 * st.length, margin: {l: 180, r: 20, t: 10, b: 30}}), config);
       table.querySelector("tbody").innerHTML = st.map((s) =>
-        `<tr data-step="${s.step}"><td>${esc(s.step_name)}</td><td class="num people">${s.people.toLocaleString("en")}</td>` +
+        `<tr data-step="${esc(s.step)}"><td>${esc(s.step_name)}</td><td class="num people">${s.people.toLocaleString("en")}</td>` +
         `<td class="num">${pct(s.conversion_from_start)}</td><td class="num">${pct(s.conversion_from_previous)}</td><td class="num">${dur(s.median_s_from_start)}</td></tr>`).join("");
       table.hidden = false;
       table.dataset.ready = "1";
@@ -93,10 +95,25 @@ const MM = (() => {
       map.on("plotly_click", (ev) => {
         const p = ev.points && ev.points[0];
         if (!p || p.data.type !== "heatmap") return;
-        const moment = Object.keys(NAMES).find((k) => NAMES[k] === p.x) || p.x;
-        location.href = "/app/journey/examples?" + new URLSearchParams({stage: p.y, moment: moment});
+        const x = unesc(p.x), moment = Object.keys(NAMES).find((k) => NAMES[k] === x) || x;
+        location.href = "/app/journey/examples?" + new URLSearchParams({stage: unesc(p.y), moment: moment});
       });
     }
   }
+  // --- charts rendered by the server: the figure's JSON sits in data-figure (no inline script) ------
+  function drawCharts() {
+    return Promise.all(Array.from(document.querySelectorAll("div.plot[data-figure]"), (el) => {
+      const fig = JSON.parse(el.dataset.figure), cfg = JSON.parse(el.dataset.config || "{}");
+      return Plotly.newPlot(el, fig.data || [], fig.layout || {}, cfg);
+    }));
+  }
+  function start() {
+    document.querySelectorAll("select[data-autosubmit]").forEach((s) => s.addEventListener("change", () => s.form.submit()));
+    drawCharts().finally(() => {
+      if (document.getElementById("live-filters")) live();
+      if (document.getElementById("funnel-builder")) journey();
+    });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start); else start();
   return {live, journey};
 })();
