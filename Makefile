@@ -10,9 +10,9 @@ LOCK := requirements.lock
 # pip-compile's options for the lock: every extra the tests use, build requirements too (so the
 # package itself builds from locked setuptools), hashes, no machine-specific index paths.
 LOCK_FLAGS := --generate-hashes --allow-unsafe --strip-extras --all-build-deps \
-	--no-emit-index-url --no-emit-find-links --extra test --extra spark --extra browser
+	--no-emit-index-url --no-emit-find-links --extra test --extra spark --extra browser --extra docs
 
-.PHONY: dev demo test test-fast browser-deps lock clean
+.PHONY: dev demo test test-fast docs docs-serve browser-deps lock clean
 
 # Installs exactly the pinned, hash-checked versions of $(LOCK); the package itself goes in without
 # dependencies, built by the locked setuptools (no unpinned build environment).
@@ -37,6 +37,13 @@ test: dev browser-deps
 test-fast: dev
 	$(BIN)/pytest -q -m "not slow"
 
+# The docs site into site/, warnings as errors (tests/test_docs.py builds it the same way in `make test`).
+docs: dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
 # Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser),
 # and redis-server for the Redis Streams bus tests (they skip without it).
 browser-deps:
@@ -54,4 +61,4 @@ lock:
 	.venv-lock/bin/pip-compile --quiet $(if $(UPGRADE),--upgrade) $(LOCK_FLAGS) -o $(LOCK) pyproject.toml
 
 clean:
-	rm -rf $(VENV) .venv-lock $(OUT) *.duckdb .pytest_cache
+	rm -rf $(VENV) .venv-lock $(OUT) site *.duckdb .pytest_cache
