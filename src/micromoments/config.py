@@ -50,6 +50,8 @@ class IngestConfig:
 class JourneyConfig:
     session_gap_minutes: int = 30
     episode_gap_minutes: int = 10
+    # A moment counts as "bought within the window" when a purchase follows it within this many days.
+    conversion_window_days: float = 7.0
     stage_rules: list[dict[str, Any]] = field(default_factory=list)  # [] = journey.stages.DEFAULT_STAGE_RULES
     # DuckDB's memory cap while the journey tables are built (it spills to disk beyond it):
     # 10M events stayed near 2 GB resident with "2GB". "" leaves the connection's own setting.

@@ -56,11 +56,18 @@ def sessions_cmd(limit: int = LIMIT_OPTION, output: Optional[Path] = OUTPUT_OPTI
 def journey_map_cmd(paths: bool = typer.Option(False, help="Show the most common paths instead."),
                     limit: int = LIMIT_OPTION, output: Optional[Path] = OUTPUT_OPTION,
                     db: Optional[Path] = DB_OPTION, config_path: Optional[Path] = CONFIG_OPTION) -> None:
-    """Stage × moment: volumes, conversion and median time to the next stage (or --paths)."""
-    from micromoments.journey.maps import journey_map, top_paths
+    """Stage × moment: volumes, both conversion rates and median time to the next stage (or --paths).
 
-    store, j, _ = _journey(db, config_path)
-    expr = top_paths(j.episodes) if paths else journey_map(j.episodes).order_by(["stage", "moment"])
+    `same_session_rate`: share of the moments followed by a purchase in the same visit;
+    `window_rate`: followed by one within `[journey] conversion_window_days` (default 7).
+    """
+    from micromoments.journey.conversion import purchases, window_days_of, with_conversions
+    from micromoments.journey.maps import journey_map, top_paths
+    from micromoments.journey.vocab import vocabulary_from_config
+
+    store, j, cfg = _journey(db, config_path)
+    ep = with_conversions(j.episodes, purchases(j.sessionized, vocabulary_from_config(cfg)), window_days_of(cfg))
+    expr = top_paths(j.episodes) if paths else journey_map(ep).order_by(["stage", "moment"])
     _show(store.ibis.execute(expr), "paths" if paths else "journey map", limit, output)
 
 
@@ -102,10 +109,11 @@ def heatmap_cmd(limit: int = LIMIT_OPTION, output: Optional[Path] = OUTPUT_OPTIO
 def faq_cmd(limit: int = LIMIT_OPTION, output: Optional[Path] = OUTPUT_OPTION,
             db: Optional[Path] = DB_OPTION, config_path: Optional[Path] = CONFIG_OPTION) -> None:
     """Question and long-tail search themes, with content gaps (asked often, rarely converting)."""
-    from micromoments.journey.faq import faq_themes, query_stats
+    from micromoments.journey.faq import faq_for
+    from micromoments.journey.vocab import vocabulary_from_config
 
-    store, j, _ = _journey(db, config_path)
-    _show(faq_themes(store.ibis.execute(query_stats(j.sessionized))), "FAQ themes", limit, output)
+    store, j, cfg = _journey(db, config_path)
+    _show(faq_for(j.sessionized, store.ibis, vocabulary_from_config(cfg)), "FAQ themes", limit, output)
 
 
 @app.command("touchpoints")

@@ -19,7 +19,8 @@ def _person_order() -> list:
 
 def journey_map(staged: ir.Table) -> ir.Table:
     """Per stage × moment: episodes, people, conversions, conversion rate, revenue and the median
-    seconds from an episode to the person's next *different* stage (NULL if they never moved on).
+    seconds from an episode to the person's next *different* stage (NULL if they never moved on);
+    with `same_session_rate` and `window_rate` when the episodes carry `journey.conversion`'s flags.
 
     >>> # journey_map(assign_stages(episodes(sessionize(events))))
     """
@@ -32,11 +33,16 @@ def journey_map(staged: ir.Table) -> ir.Table:
     later = ibis.window(group_by="person_id", order_by=_person_order(), rows=(1, None))
     t = t.mutate(_next_start=ibis.ifelse(t._changed == 1, t.secs_start, ibis.null("int64")).min().over(later))
     t = t.mutate(_to_next=(t._next_start - t.secs_start).cast("float64"))
+    # Both conversion definitions of `journey.conversion`, when the episodes carry them.
+    rates = {f"{name}_rate": t[col].cast("float64").mean()
+             for name, col in (("same_session", "converted_session"), ("window", "converted_window"))
+             if col in t.columns}
     return t.group_by(["stage", "moment"]).aggregate(
         episodes=t.count(),
         people=t.person_id.nunique(),
         conversions=t.converted.cast("int64").sum(),
         conversion_rate=t.converted.cast("float64").mean(),
+        **rates,
         revenue=t.revenue.sum(),
         median_s_to_next_stage=t._to_next.median(),
     )

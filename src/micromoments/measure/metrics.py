@@ -113,7 +113,11 @@ def moment_metrics(episodes: ir.Table, sessionized: ir.Table, by: list[str], voc
                    personas: ir.Table | None = None, start: dt.datetime | None = None,
                    end: dt.datetime | None = None) -> ir.Table:
     """The journey-level fallback: per group, moments (episodes), conversions, conversion rate (Wilson),
-    revenue, revenue per moment and the mean / median minutes from the moment to the purchase."""
+    revenue, revenue per moment and the mean / median minutes from the moment to the purchase.
+
+    With `journey.conversion`'s flags on the episodes, a moment converts when a purchase followed in
+    the same visit (`converted_session`), and `window_conversions` / `window_rate` count the
+    purchases within the conversion window; without them, when one followed before the next moment."""
     from micromoments.journey.vocab import EventVocabulary
 
     by = _dims(by, EPISODE_DIMS, "--by")
@@ -126,18 +130,23 @@ def moment_metrics(episodes: ir.Table, sessionized: ir.Table, by: list[str], voc
     j = ep.left_join(conv, (ep.session_id == conv._sid) & (conv._secs >= ep.secs_start))
     first = j.group_by("episode_id").aggregate(_conv_secs=j._secs.min())
     ep = ep.left_join(first, "episode_id").drop("episode_id_right")
-    ep = ep.mutate(_minutes=ibis.ifelse(ep.converted & ep._conv_secs.notnull(),
+    flagged = "converted_session" in ep.columns
+    ep = ep.mutate(_ok=ep.converted_session if flagged else ep.converted)
+    ep = ep.mutate(_minutes=ibis.ifelse(ep._ok & ep._conv_secs.notnull(),
                                         (ep._conv_secs - ep.secs_start).cast("float64") / 60.0, None))
     ep = ep.mutate(**{k: ep[EPISODE_DIMS[k]].cast("string").fill_null("(none)") for k in by})
     g = ep.group_by(by) if by else ep
     t = g.aggregate(
         moments=ep.count(),
-        conversions=ep.converted.cast("int64").sum(),
-        revenue=ep.revenue.fill_null(0.0).sum(where=ep.converted),
+        conversions=ep._ok.cast("int64").sum(),
+        revenue=ep.revenue.fill_null(0.0).sum(where=ep._ok),
         minutes_to_conversion=ep._minutes.mean(),
         median_minutes_to_conversion=ep._minutes.approx_median(),
+        **({"window_conversions": ep.converted_window.cast("int64").sum()} if flagged else {}),
     )
     t = _rate(t, "conversion_rate", "conversions", "moments")
+    if flagged:
+        t = _rate(t, "window_rate", "window_conversions", "moments")
     t = t.mutate(revenue=t.revenue.fill_null(0.0))
     return t.mutate(revenue_per_moment=t.revenue / t.moments)
 

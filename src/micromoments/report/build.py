@@ -8,6 +8,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader
 
@@ -31,9 +32,15 @@ def _table(frame: pd.DataFrame, columns: dict[str, str], flag: str | None = None
         cells = []
         for col in columns:
             v = r[col]
+            if isinstance(v, np.generic):  # numpy scalars from the frame: format them as Python numbers
+                v = v.item()
             cls = ' class="num"' if isinstance(v, (int, float)) and not isinstance(v, bool) else ""
-            if isinstance(v, float):
+            if isinstance(v, float) and pd.isna(v):
+                v = "—"
+            elif isinstance(v, float):
                 v = charts.pct(v) if col.endswith("rate") or col == "share" else f"{v:,.0f}"
+            elif isinstance(v, int) and not isinstance(v, bool):
+                v = f"{v:,}"
             elif isinstance(v, bool):
                 v = "content gap" if v else ""
                 cls = ' class="flag-gap"' if v else ""
@@ -44,23 +51,43 @@ def _table(frame: pd.DataFrame, columns: dict[str, str], flag: str | None = None
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def faq_rows(faq: pd.DataFrame, top: int = 15) -> pd.DataFrame:
+    """The themes a table shows: the biggest `top`, then "other questions" (always last)."""
+    if "is_other" not in faq:
+        return faq.head(top)
+    return pd.concat([faq[~faq.is_other].head(top), faq[faq.is_other]])
+
+
+def people_line(k: dict[str, Any]) -> str:
+    """What "people" counts, in plain words (the headline counts stitched people only)."""
+    if not k.get("anonymous"):
+        return "<b>People</b> counts every visitor id (the data has no sign-ins to link devices)."
+    return (f"<b>People</b> are customers who signed in at least once, with all their devices linked "
+            f"({k['people']:,}); another {k['anonymous']:,} anonymous ids never signed in, so they are not "
+            "linked to anyone yet and are not counted as people.")
+
+
 def _sections(d: ReportData) -> list[Section]:
     if not d.has_events:
         return [Section("overview", "Overview", note="The store holds no events yet. Run <code>micromoments ingest FILE</code> first.")]
     k = d.kpis
     overview = Section("overview", "Overview", intro=(
         f"Activity from {k['first']:%d %b %Y} to {k['last']:%d %b %Y}. A <b>session</b> is a visit (a pause of 30 minutes "
-        "ends it); a <b>micro-moment</b> is a short burst of intent: wanting to know, go, do or buy something."))
-    overview.kpis = [("people", f"{k['people']:,}"), ("sessions", f"{k['sessions']:,}"), ("events", f"{k['events']:,}"),
+        "ends it); a <b>micro-moment</b> is a short burst of intent: wanting to know, go, do or buy something. "
+        + people_line(k)))
+    overview.kpis = [("people", f"{k['people']:,}")]
+    if k.get("anonymous"):
+        overview.kpis.append(("anonymous ids not linked", f"{k['anonymous']:,}"))
+    overview.kpis += [("sessions", f"{k['sessions']:,}"), ("events", f"{k['events']:,}"),
                      ("sessions that buy", charts.pct(k["conversion_rate"])), ("buyers", f"{k['buyers']:,}"),
                      ("revenue", f"{k['revenue']:,.0f}")]
     if "episodes" in k:
         overview.kpis.append(("micro-moments", f"{k['episodes']:,}"))
     out = [overview]
 
-    mix = Section("moments", "Moment mix", intro="Which kinds of intent people show, and how often each ends in a purchase.")
+    mix = Section("moments", "Moment mix", intro="Which kinds of intent people show, and how often a purchase follows each.")
     if d.moment_mix is not None and not d.moment_mix.empty:
-        fig, mix.notes = charts.moment_mix(d.moment_mix)
+        fig, mix.notes = charts.moment_mix(d.moment_mix, d.conversion_window_days)
         mix.figure = _figure_html(fig, "chart-moments")
     else:
         mix.note = NO_MOMENTS
@@ -69,9 +96,9 @@ def _sections(d: ReportData) -> list[Section]:
     jm = Section("journey", "Journey map", intro=(
         "Each cell is a kind of micro-moment at a stage of the journey: <b>awareness</b> (first look), "
         "<b>consideration</b> (comparing), <b>decision</b> (cart, checkout, purchase) and <b>post-purchase</b> "
-        "(how-to and support after buying). Colour shows how often it ends in a purchase."))
+        "(how-to and support after buying). Colour shows how often a purchase follows within the conversion window."))
     if d.journey_map is not None and not d.journey_map.empty:
-        fig, jm.notes = charts.journey_matrix(d.journey_map)
+        fig, jm.notes = charts.journey_matrix(d.journey_map, d.conversion_window_days)
         jm.figure = _figure_html(fig, "chart-journey")
     elif d.session_stages is not None and not d.session_stages.empty:
         jm.note = NO_MOMENTS.replace("this section is empty", "this map shows sessions by stage only")
@@ -116,13 +143,16 @@ def _sections(d: ReportData) -> list[Section]:
     out.append(hm)
 
     faq = Section("faq", "Questions people ask", intro=(
-        "Searches phrased as questions or long, specific searches, grouped into themes. "
-        "<span class='flag-gap'>Red</span> marks a <b>content gap</b>: asked often, rarely followed by a purchase."))
+        "Searches phrased as questions or long, specific searches, grouped into themes named after a typical "
+        "question; searches that fit no theme are listed last as <i>other questions</i>. "
+        "<span class='flag-gap'>Red</span> marks a <b>content gap</b>: asked often, and the visits that ask it buy "
+        "less than half as often as other search visits (a binomial test says it is not chance)."))
     if d.faq is not None and not d.faq.empty:
         fig, faq.notes = charts.faq_chart(d.faq)
         faq.figure = _figure_html(fig, "chart-faq")
-        faq.table = _table(d.faq.head(15), {"label": "theme", "example": "example question", "searches": "searches",
-                                            "conversion_rate": "convert", "content_gap": ""})
+        faq.table = _table(faq_rows(d.faq), {"label": "theme", "example": "most asked", "searches": "searches",
+                                             "conversion_rate": "visits that bought", "content_gap": "",
+                                             "gap_reason": "why"})
     else:
         faq.note = "No question-like or long-tail searches in the data (the events carry no search queries)."
     out.append(faq)
@@ -130,7 +160,8 @@ def _sections(d: ReportData) -> list[Section]:
     tp = Section("touchpoints", "Pages that peak or falter", intro=(
         "For the most visited pages: how often a session that sees the page goes on to buy, and how often people leave "
         "from it. <span class='flag-peak'>Green</span> and <span class='flag-gap'>red</span> bars differ from the "
-        "other pages by more than chance (two-proportion z-test, false discovery rate 5%)."))
+        "other pages by more than chance (a two-proportion z-test, which asks whether the gap could be luck; with so "
+        "many pages tested, at most 5% of the flags may be false alarms)."))
     if d.touchpoints is not None and not d.touchpoints.empty:
         fig, tp.notes = charts.touchpoint_chart(d.touchpoints)
         tp.figure = _figure_html(fig, "chart-touchpoints")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from micromoments.journey.conversion import explanation, window_text
 from micromoments.journey.heatmap import WEEKDAYS
 from micromoments.journey.stages import STAGES
 from micromoments.report.markup import plot_text
@@ -13,6 +14,36 @@ MOMENT_NAMES = {"know": "I want to know", "go": "I want to go", "do": "I want to
 COLORS = {"know": "#4C78A8", "go": "#F58518", "do": "#54A24B", "buy": "#E45756"}
 LAYOUT = dict(template="plotly_white", margin=dict(l=40, r=20, t=30, b=40), height=380,
               font=dict(family="Inter, Segoe UI, Helvetica, Arial, sans-serif", size=13))
+
+
+def nice_step(top: float, ticks: int = 5) -> float:
+    """A round tick step (1, 2, 2.5 or 5 × a power of ten; at least 1) so about `ticks` ticks cover `top`.
+
+    >>> nice_step(70), nice_step(2), nice_step(1234)
+    (20, 1, 250)
+    """
+    import math
+
+    raw = max(float(top), 1.0) / ticks
+    base = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 2.5, 5, 10):
+        if m * base >= raw:
+            step = max(m * base, 1.0)
+            return int(step) if float(step).is_integer() else step
+    return int(10 * base)
+
+
+def paired_ticks(left: float, right: float, ticks: int = 5) -> tuple[tuple[float, float], int]:
+    """Round steps for two y axes sharing gridlines, and the number of gridlines both need.
+
+    >>> paired_ticks(700, 60)
+    ((200, 20), 4)
+    """
+    import math
+
+    lstep, rstep = nice_step(left, ticks), nice_step(right, ticks)
+    n = max(math.ceil(max(left, 1.0) / lstep), math.ceil(max(right, 1.0) / rstep), 1)
+    return (lstep, rstep), n
 
 
 def moment_name(m: str) -> str:
@@ -36,28 +67,35 @@ def duration(seconds: float | None) -> str:
     return f"{s / 86400:.1f} days"
 
 
-def moment_mix(mix: pd.DataFrame) -> tuple[go.Figure, list[str]]:
+def conversion_cell(same: float, window: float, days: float = 7.0) -> str:
+    """`12% same visit · 30% within 7 days`: both conversion rates of a moment, as every chart writes them."""
+    return f"{pct(same)} same visit · {pct(window)} within {window_text(days)}"
+
+
+def moment_mix(mix: pd.DataFrame, window_days: float = 7.0) -> tuple[go.Figure, list[str]]:
     mix = mix.sort_values("episodes", ascending=True)
     fig = go.Figure(go.Bar(
         x=mix.episodes, y=[plot_text(moment_name(m)) for m in mix.moment], orientation="h",
         marker_color=[COLORS.get(m, "#9D755D") for m in mix.moment],
-        text=[f"{n:,} moments · {pct(r)} convert" for n, r in zip(mix.episodes, mix.conversion_rate)],
+        text=[f"{int(n):,} moments · {conversion_cell(s, w, window_days)}"
+              for n, s, w in zip(mix.episodes, mix.same_session_rate, mix.window_rate)],
         textposition="auto", hovertemplate="%{y}: %{x:,} moments<extra></extra>",
     ))
-    fig.update_layout(**LAYOUT, xaxis_title="micro-moments (episodes)")
-    total = mix.episodes.sum()
+    fig.update_layout(**LAYOUT, xaxis=dict(title="micro-moments (episodes)", tickformat=",d"))
+    total = int(mix.episodes.sum())
     top = mix.sort_values("episodes").iloc[-1]
-    best = mix.sort_values("conversion_rate").iloc[-1]
+    best = mix.sort_values("window_rate").iloc[-1]
     notes = [f"<b>{moment_name(top.moment)}</b> moments are the most common: {pct(top.episodes / total)} of all {total:,}."]
-    if best.moment != top.moment or len(mix) == 1:
-        notes.append(f"<b>{moment_name(best.moment)}</b> moments convert best: {pct(best.conversion_rate)} end in a purchase.")
+    notes.append(f"<b>{moment_name(best.moment)}</b> moments lead to a purchase most often: {pct(best.window_rate)} are "
+                 f"followed by one within {window_text(window_days)} ({pct(best.same_session_rate)} in the same visit).")
     worst = mix.sort_values("abandoned").iloc[-1]
     notes.append(f"{pct(worst.abandoned)} of <b>{moment_name(worst.moment)}</b> moments are the last thing people do in the "
                  "session: a place to follow up.")
+    notes.append(explanation(window_days))
     return fig, notes
 
 
-def journey_matrix(jm: pd.DataFrame) -> tuple[go.Figure, list[str]]:
+def journey_matrix(jm: pd.DataFrame, window_days: float = 7.0) -> tuple[go.Figure, list[str]]:
     stages = [s for s in STAGES if s in set(jm.stage)] + sorted(set(jm.stage) - set(STAGES))
     moments = [m for m in ("know", "go", "do", "buy") if m in set(jm.moment)] + sorted(set(jm.moment) - set(COLORS))
     grid = jm.set_index(["stage", "moment"])
@@ -67,29 +105,34 @@ def journey_matrix(jm: pd.DataFrame) -> tuple[go.Figure, list[str]]:
         for m in moments:
             if (st, m) in grid.index:
                 r = grid.loc[(st, m)]
-                zr.append(float(r.conversion_rate))
-                tr.append(f"{int(r.episodes):,}<br>{pct(r.conversion_rate)} conv.<br>next stage {duration(r.median_s_to_next_stage)}")
+                zr.append(float(r.window_rate))
+                tr.append(f"{int(r.episodes):,} moments<br>{pct(r.same_session_rate)} same visit<br>"
+                          f"{pct(r.window_rate)} within {window_text(window_days)}<br>"
+                          f"next stage {duration(r.median_s_to_next_stage)}")
             else:
                 zr.append(None)
                 tr.append("")
         z.append(zr)
         text.append(tr)
     fig = go.Figure(go.Heatmap(
-        z=z, x=[plot_text(moment_name(m)) for m in moments], y=[plot_text(s) for s in stages], text=text, texttemplate="%{text}",
-        colorscale="Blues", colorbar=dict(title="conversion", tickformat=".0%"), hoverinfo="text",
+        z=z, x=[plot_text(moment_name(m)) for m in moments], y=[plot_text(s) for s in stages], text=text,
+        texttemplate="%{text}", colorscale="Blues",
+        colorbar=dict(title=f"bought within<br>{window_text(window_days)}", tickformat=".0%"), hoverinfo="text",
     ))
-    fig.update_layout(**{**LAYOUT, "height": 420}, yaxis=dict(autorange="reversed"))
+    fig.update_layout(**{**LAYOUT, "height": 460}, yaxis=dict(autorange="reversed"))
     top = jm.sort_values("episodes").iloc[-1]
     notes = [f"The busiest cell is <b>{moment_name(top.moment)}</b> in <b>{top.stage}</b> ({int(top.episodes):,} moments)."]
     sizable = jm[jm.episodes >= max(5, jm.episodes.sum() * 0.02)]
     if not sizable.empty:
-        best = sizable.sort_values("conversion_rate").iloc[-1]
-        notes.append(f"<b>{moment_name(best.moment)}</b> moments in <b>{best.stage}</b> convert best ({pct(best.conversion_rate)}).")
+        best = sizable.sort_values("window_rate").iloc[-1]
+        notes.append(f"<b>{moment_name(best.moment)}</b> moments in <b>{best.stage}</b> lead to a purchase most often "
+                     f"({pct(best.window_rate)} within {window_text(window_days)}).")
         moving = sizable.dropna(subset=["median_s_to_next_stage"])
         if not moving.empty:
             slow = moving.sort_values("median_s_to_next_stage").iloc[-1]
             notes.append(f"People are slowest to move on after <b>{moment_name(slow.moment)}</b> in <b>{slow.stage}</b>: "
                          f"a median of {duration(slow.median_s_to_next_stage)} before the next stage.")
+    notes.append(explanation(window_days))
     return fig, notes
 
 
@@ -194,20 +237,34 @@ def heatmap_chart(hm: pd.DataFrame) -> tuple[go.Figure, list[str]]:
 
 
 def faq_chart(faq: pd.DataFrame, top: int = 12) -> tuple[go.Figure, list[str]]:
-    faq = faq.head(top).iloc[::-1]
+    """Themes by searches, "other questions" (if shown) at the bottom, content gaps in red."""
+    named = faq[~faq.is_other] if "is_other" in faq else faq
+    shown = pd.concat([named.head(top), faq[faq.is_other]]) if "is_other" in faq else faq.head(top)
+    shown = shown.iloc[::-1]
+    other = shown.is_other if "is_other" in shown else pd.Series(False, index=shown.index)
     fig = go.Figure(go.Bar(
-        x=faq.searches, y=[plot_text(str(e)[:48]) for e in faq.example], orientation="h",
-        marker_color=["#E45756" if g else "#4C78A8" for g in faq.content_gap],
-        text=[f"{pct(r)} convert" + (" · content gap" if g else "") for r, g in zip(faq.conversion_rate, faq.content_gap)],
-        textposition="auto", customdata=[plot_text(v) for v in faq.label], hovertemplate="%{customdata}: %{x} searches<extra></extra>",
+        x=shown.searches, y=[plot_text(str(e)[:48]) for e in shown.label], orientation="h",
+        marker_color=["#BBBBBB" if o else "#E45756" if g else "#4C78A8" for g, o in zip(shown.content_gap, other)],
+        text=[f"{pct(r)} of visits bought" + (" · content gap" if g else "")
+              for r, g in zip(shown.conversion_rate, shown.content_gap)],
+        textposition="auto", customdata=[plot_text(v) for v in shown.example],
+        hovertemplate="%{y}: %{x:,} searches (most asked: %{customdata})<extra></extra>",
     ))
-    fig.update_layout(**{**LAYOUT, "height": max(300, 40 * len(faq) + 80)}, xaxis_title="searches")
-    gaps = faq[faq.content_gap]
-    notes = [f"{len(faq)} question themes; the biggest is <b>“{faq.iloc[-1].example}”</b> ({int(faq.iloc[-1].searches):,} searches)."]
+    fig.update_layout(**{**LAYOUT, "height": max(300, 40 * len(shown) + 80)},
+                      xaxis=dict(title="searches", tickformat=",d"))
+    gaps = named[named.content_gap]
+    notes = []
+    if not named.empty:
+        notes.append(f"{len(named)} question themes; the biggest is <b>“{named.iloc[0].label}”</b> "
+                     f"({int(named.iloc[0].searches):,} searches).")
+    if len(named) < len(faq):
+        o = faq[faq.is_other].iloc[0]
+        notes.append(f"{int(o.searches):,} searches share too few words with any theme: they are listed last as "
+                     "<i>other questions</i>.")
     if not gaps.empty:
         g = gaps.sort_values("searches").iloc[-1]
-        notes.append(f"<b>Content gap:</b> people often ask <b>“{g.example}”</b> but only {pct(g.conversion_rate)} of them go on "
-                     "to buy. A clear answer page is the obvious next piece of content.")
+        notes.append(f"<b>Content gap:</b> people often ask <b>“{g.label}”</b>: {g.gap_reason}. "
+                     "A clear answer page is the obvious next piece of content.")
     else:
         notes.append("No theme stands out as a content gap: frequent questions convert about as well as other searches.")
     return fig, notes

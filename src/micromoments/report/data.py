@@ -10,7 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from micromoments.journey.faq import faq_themes, query_stats
+from micromoments.journey.conversion import purchases, window_days_of, with_conversions
+from micromoments.journey.faq import faq_for
 from micromoments.journey.funnels import funnel
 from micromoments.journey.heatmap import heatmap_for
 from micromoments.journey.maps import journey_map, path_links, top_paths
@@ -46,6 +47,7 @@ class ReportData:
     heatmap: pd.DataFrame | None = None
     faq: pd.DataFrame | None = None
     touchpoints: pd.DataFrame | None = None
+    conversion_window_days: float = 7.0
 
 
 def pick_funnel(event_counts: pd.Series) -> list[str]:
@@ -59,6 +61,22 @@ def pick_funnel(event_counts: pd.Series) -> list[str]:
     if not best and len(event_counts) >= 2:
         best = list(event_counts.index[:3])
     return best
+
+
+def people_counts(events: Any, con: Any) -> tuple[int, int]:
+    """`(people, anonymous)`: people (after stitching) who signed in at least once, and the ids
+    that never did, so they are not linked to anyone yet. With no user ids at all (an anonymous
+    data set) every id counts as a person and `anonymous` is 0.
+
+    >>> import ibis
+    >>> ev = ibis.memtable({"person_id": ["u1", "u1", "a2", "a3"], "user_id": ["u1", None, None, None]})
+    >>> people_counts(ev, ibis.duckdb.connect())
+    (1, 2)
+    """
+    per = events.group_by("person_id").aggregate(_known=events.user_id.notnull().any())
+    row = con.execute(per.aggregate(n=per.count(), known=per._known.cast("int64").sum()))
+    n, known = int(row.n[0]), int(row.known[0] or 0)
+    return (known, n - known) if known else (n, 0)
 
 
 def collect(store: Any, config: Any | None = None, funnel_window: dt.timedelta = dt.timedelta(days=7)) -> ReportData:
@@ -80,13 +98,17 @@ def collect_with_journey(store: Any, config: Any | None = None,
     events, has_moments = load_events(store)
     settings = JourneySettings.from_config(config)
     j = build_journey(events, settings, con=con)
-    data = ReportData(has_events=True, has_moments=has_moments)
+    data = ReportData(has_events=True, has_moments=has_moments, conversion_window_days=window_days_of(config))
+    if has_moments:  # both conversion definitions on every episode, computed once (journey.conversion)
+        flagged = with_conversions(j.episodes, purchases(j.sessionized, settings.vocab), data.conversion_window_days)
+        j = Journey(j.sessionized, con.create_table("_mm_episodes_conv", flagged, temp=True, overwrite=True), j.sessions)
 
     sess = con.execute(j.sessions)
     s = j.sessionized
     k = con.execute(s.aggregate(events=s.count(), people=s.person_id.nunique(), first=s.ts.min(), last=s.ts.max()))
+    people, anonymous = people_counts(store.table("events").filter(lambda t: t.person_id.notnull()), con)
     data.kpis = dict(
-        events=int(k.events[0]), people=int(k.people[0]), sessions=len(sess),
+        events=int(k.events[0]), people=people, anonymous=anonymous, ids=int(k.people[0]), sessions=len(sess),
         conversion_rate=float(sess.converted.mean()) if len(sess) else 0.0,
         buyers=int(sess[sess.converted].person_id.nunique()), revenue=float(sess.revenue.sum()),
         first=pd.Timestamp(k["first"][0]), last=pd.Timestamp(k["last"][0]),
@@ -103,6 +125,8 @@ def collect_with_journey(store: Any, config: Any | None = None,
             data.moment_mix = con.execute(ep.group_by("moment").aggregate(
                 episodes=ep.count(), people=ep.person_id.nunique(),
                 conversion_rate=ep.converted.cast("float64").mean(),
+                same_session_rate=ep.converted_session.cast("float64").mean(),
+                window_rate=ep.converted_window.cast("float64").mean(),
                 abandoned=(ep.outcome == "abandoned").cast("float64").mean(),
                 median_duration_s=ep.duration_s.cast("float64").median(),
             )).sort_values("episodes", ascending=False)
@@ -131,7 +155,7 @@ def collect_with_journey(store: Any, config: Any | None = None,
         data.heatmap = con.execute(heatmap_for(s, moments_only=has_moments))
 
     def faq() -> None:
-        data.faq = faq_themes(con.execute(query_stats(s, settings.vocab)))
+        data.faq = faq_for(s, con, settings.vocab)
 
     def pages() -> None:
         tp = con.execute(touchpoints(s, "page", settings.vocab))

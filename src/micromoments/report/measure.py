@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -22,16 +23,35 @@ MODEL_NAMES = {"first_touch": "first touch", "last_touch": "last touch", "linear
                "shapley": "Shapley (data-driven)"}
 
 
-def _rows(frame: pd.DataFrame, columns: dict[str, str]) -> str:
+def whole(v: float) -> str:
+    """Credited conversions, counts: whole numbers with separators (`1,716`), one convention per table."""
+    return f"{v:,.0f}"
+
+
+def _number(v: Any) -> str:
+    """A cell: integers with separators, whole floats as integers, others with two decimals."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return "—" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+    if isinstance(v, float) and pd.isna(v):
+        return "—"
+    if isinstance(v, int) or float(v).is_integer():
+        return f"{v:,.0f}"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}"
+
+
+def _rows(frame: pd.DataFrame, columns: dict[str, str], fmt: Any = None) -> str:
+    """An HTML table of `columns` (name -> header); `fmt(value) -> str` for every number when given."""
     head = "".join(f"<th>{html.escape(v)}</th>" for v in columns.values())
     body = []
     for _, r in frame.iterrows():
         cells = []
         for c in columns:
             v = r[c]
-            if isinstance(v, float):
-                v = "—" if pd.isna(v) else (f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}")
-            cells.append(f"<td>{html.escape(str(v))}</td>")
+            number = isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+            text = fmt(v) if fmt is not None and number and not pd.isna(v) else _number(v)
+            cells.append(f"<td class=\"num\">{html.escape(text)}</td>" if number else f"<td>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -72,12 +92,17 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
     from micromoments.journey.pipeline import JourneySettings, build_journey, load_events
     from micromoments.measure.metrics import metrics_frame
 
+    from micromoments.journey.conversion import add_conversions, explanation, window_days_of, window_text
+
     settings = JourneySettings.from_config(config)
     j = build_journey(load_events(store)[0], settings, con=store.ibis)  # once, for every section below
+    days = window_days_of(config)
+    j = add_conversions(j, settings.vocab, days)  # both conversion definitions, as in the rest of the report
 
     sec = Section("measure-metrics", "Metrics by moment, stage and channel", intro=(
         "How often each kind of micro-moment (or each piece of content shown, once playbooks run) leads to a "
-        "purchase, with a 95% Wilson interval: where the intervals do not overlap, the difference is real."))
+        "purchase, with a 95% interval (Wilson): the range the true rate most likely lies in; where two "
+        "ranges do not overlap, the difference is real, not chance."))
     try:
         by_moment, source = metrics_frame(store, ["moment"], config=config, journey=j)
         by_stage, _ = metrics_frame(store, ["stage"], config=config, journey=j)
@@ -88,11 +113,18 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
             if frame.empty:
                 continue
             sec.figure += f"<h3>By {name}</h3>" + figure_html(
-                rate_chart(frame, dim, "conversion_rate", f"conversion rate by {name}"), f"chart-measure-{name}")
-        cols = {"moment": "moment", count: count, "conversions": "conversions", "rate": "conversion rate (95% CI)",
-                "revenue": "revenue"}
-        if "minutes_to_conversion" in by_moment.columns:
-            cols["minutes_to_conversion"] = "minutes to purchase"
+                rate_chart(frame, dim, "conversion_rate", f"bought in the same visit, by {name}"),
+                f"chart-measure-{name}")
+        same = "bought same visit (95% interval)" if source == "journeys" else "conversion rate (95% interval)"
+        cols = {"moment": "moment", count: count, "conversions": "conversions", "rate": same}
+        if "window_rate" in by_moment.columns:
+            by_moment = by_moment.assign(window=_with_interval(by_moment, "window_rate"))
+            cols["window"] = f"bought within {window_text(days)} (95% interval)"
+        cols["revenue"] = "revenue"
+        if "median_minutes_to_conversion" in by_moment.columns:
+            by_moment = by_moment.assign(to_purchase=[charts.duration(m * 60 if pd.notna(m) else None)
+                                                      for m in by_moment.median_minutes_to_conversion])
+            cols["to_purchase"] = "median time to purchase"
         if by_moment.empty:
             sec.note = ("Micro-moments have not been classified yet, so there is nothing to measure by moment. Run "
                         "<code>micromoments classify-store</code> and build the report again.")
@@ -101,6 +133,7 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
         if source == "journeys":
             sec.notes.append("No content has been activated yet, so these are moment episodes found in the events; "
                              "exposures, clicks and CTR appear once playbooks log decisions.")
+            sec.notes.append(explanation(days))
     except MicromomentsError as exc:
         sec.note = str(exc)
     out.append(sec)
@@ -111,7 +144,8 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
         "Each model shares the same conversions among the channels people came through before buying. Rules of thumb "
         "(first, last, linear, time decay, 40/20/40) against the data-driven models: <b>Markov</b> (how much "
         "conversion is lost if a channel is removed, solved exactly) and <b>Shapley</b> (fair shares of every "
-        "combination of channels). Every model sums to the observed conversions."))
+        "combination of channels). Every model sums to the observed conversions; shares are rounded to whole "
+        "conversions."))
     try:
         from micromoments.journey.sessions import sessions
 
@@ -122,13 +156,14 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
             table = at.attribute(paths)
             att.figure = figure_html(attribution_chart(table), "chart-measure-attribution")
             wide = table.pivot_table(index="channel", columns="model", values="conversions").reset_index()
-            att.table = _rows(wide, {"channel": "channel", **{m: MODEL_NAMES[m] for m in MODEL_NAMES if m in wide}})
+            att.table = _rows(wide, {"channel": "channel", **{m: MODEL_NAMES[m] for m in MODEL_NAMES if m in wide}},
+                              fmt=whole)
             mk = table[table.model == "markov"].set_index("channel").conversions
             lt = table[table.model == "last_touch"].set_index("channel").conversions
             gain = (mk - lt).sort_values()
             att.notes.append(f"Last touch under-credits <b>{gain.index[-1]}</b> by "
-                             f"{gain.iloc[-1]:.1f} conversions compared with the Markov model; "
-                             f"it over-credits <b>{gain.index[0]}</b> by {-gain.iloc[0]:.1f}.")
+                             f"{gain.iloc[-1]:,.0f} conversions compared with the Markov model; "
+                             f"it over-credits <b>{gain.index[0]}</b> by {-gain.iloc[0]:,.0f}.")
             ep = store.ibis.execute(j.episodes.select("person_id", "start", "moment", "conversions", "revenue"))
             mpaths = at.store_paths(ep, touch="moment", order="start", missing="other") if len(ep) else None
             if mpaths is not None and mpaths.conversions.sum() > 0:
@@ -138,7 +173,8 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
                               "moments (know, go, do, buy) before each purchase: last touch gives everything to the "
                               "final buy moment; the data-driven models credit the moments that led there.</p>")
                 att.table += _rows(mw.rename(columns={"channel": "moment"}),
-                                   {"moment": "moment", **{m: MODEL_NAMES[m] for m in MODEL_NAMES if m in mw}})
+                                   {"moment": "moment", **{m: MODEL_NAMES[m] for m in MODEL_NAMES if m in mw}},
+                                   fmt=whole)
         else:
             att.note = "No conversions yet."
     except MicromomentsError as exc:
@@ -152,7 +188,10 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
         ex = Section("measure-experiments", "Experiments", intro=(
             "Each configured A/B test against its control: relative lift with a 95% interval, the p-value corrected "
             "across metrics, an always-valid p-value that stays honest when you look every day, and the Bayesian "
-            "chance that the variant is better."))
+            "chance that the variant is better. In plain words: <b>lift</b> is how much better the variant did, "
+            "as a share of the control; the <b>interval</b> is the range the true lift most likely lies in; a "
+            "<b>p-value</b> is how likely a difference this big would be if the variant changed nothing (below "
+            "0.05 counts as real); <b>chance to win</b> is how likely the variant is really better."))
         for e in exps:
             try:
                 a = analyze_store(store, e)
@@ -175,7 +214,9 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
         ope = Section("measure-ope", "What if: a better content policy, evaluated off-policy", intro=(
             "From the decisions already logged (with the probability each content had of being chosen), what "
             "showing the best content for each moment type would have earned per decision: IPW, self-normalised "
-            "IPW and doubly robust estimates with 95% bootstrap intervals."))
+            "IPW and doubly robust estimates with 95% bootstrap intervals. In plain words: each estimate re-weights "
+            "the logged decisions as if the better policy had made them; the interval is the range the true value "
+            "most likely lies in."))
         try:
             logs = store.ibis.execute(logged_decisions_expr(store.table("decisions"), store.table("outcomes")))
             pol = greedy_policy(logs) if not logs.empty else None
@@ -207,7 +248,8 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
         for d in r.drift:
             if d["check"] == "moment_mix":
                 mon.notes.append(f"Moment mix, last 7 days vs the 4 weeks before: Jensen–Shannon distance "
-                                 f"{d['js_distance']:.3f} ({'drift' if d['drift'] else 'stable'}).")
+                                 f"{d['js_distance']:.2f} ({'drift' if d['drift'] else 'stable'}); the distance "
+                                 "runs from 0 (the same mix of know, go, do and buy) to 1 (nothing in common).")
             else:
                 mon.notes.append(f"Intent classifier: {d.get('low_share_recent', 0):.1%} of recent texts classified with "
                                  f"low confidence, against {d.get('low_share_baseline', 0):.1%} before "

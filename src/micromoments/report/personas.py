@@ -16,6 +16,7 @@ from micromoments.report.sections import Section, figure_html, section_provider
 @section_provider(order=10)
 def persona_sections(store: Any, config: Any | None = None, funnel_window: dt.timedelta = dt.timedelta(days=7)) -> list:
     """`Section`s for the report; [] when no personas were built."""
+    from micromoments.journey.conversion import purchases, window_days_of, with_conversions
     from micromoments.journey.funnels import funnel
     from micromoments.journey.maps import journey_map
     from micromoments.journey.pipeline import JourneySettings, build_journey, load_events
@@ -26,7 +27,11 @@ def persona_sections(store: Any, config: Any | None = None, funnel_window: dt.ti
     con = store.ibis
     desc = con.execute(store.table("persona_descriptions").order_by("persona_id"))
     events, has_moments = load_events(store)
-    j = build_journey(events, JourneySettings.from_config(config), con=con)
+    settings = JourneySettings.from_config(config)
+    j = build_journey(events, settings, con=con)
+    days = window_days_of(config)
+    if has_moments:  # both conversion definitions, as in the rest of the report
+        j.episodes = with_conversions(j.episodes, purchases(j.sessionized, settings.vocab), days)
     labels = store.table("personas").select(_lp="person_id", persona_id="persona_id", persona="persona")
     ep = j.episodes.join(labels, j.episodes.person_id == labels._lp).drop("_lp")
 
@@ -55,8 +60,8 @@ def persona_sections(store: Any, config: Any | None = None, funnel_window: dt.ti
         if has_moments:
             jm = con.execute(journey_map(ep.filter(ep.persona_id == int(r.persona_id))))
             if not jm.empty:
-                fig, notes = charts.journey_matrix(jm)
+                fig, notes = charts.journey_matrix(jm, days)
                 sec.figure = figure_html(fig, f"chart-journey-persona-{int(r.persona_id)}")
-                sec.notes += notes[:2]
+                sec.notes += [*notes[:2], notes[-1]]
         out.append(sec)
     return out

@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 SIGNATURE_TABLES = ("events", "event_moments", "moments_by_text", "personas", "person_features", "persona_descriptions")
 EPISODE_COLUMNS = ["person_id", "session_id", "session_no", "episode_no", "start", "secs_start", "duration_s",
-                   "moment", "channel", "trigger_query", "converted", "outcome", "revenue", "stage"]
+                   "moment", "channel", "trigger_query", "converted", "outcome", "revenue", "stage",
+                   "converted_session", "converted_window"]
 SESSION_COLUMNS = ["person_id", "session_id", "start", "converted", "revenue", "stage", "moment", "events"]
 PATH_STEPS = 4  # as in the report's Sankey and top paths
 
@@ -255,6 +256,12 @@ class AnalyticsCache:
             s = journey.sessionized
             counts = con.execute(s.filter(s.event.notnull()).group_by("event").aggregate(n=lambda t: t.count()))
             counts = counts.set_index("event").n.sort_values(ascending=False)
+        if not sessions.empty and report.kpis.get("anonymous"):
+            # Who signed in at least once: the headline "people" counts only them (report.data.people_counts).
+            known = db.query("SELECT DISTINCT person_id FROM events WHERE user_id IS NOT NULL").person_id
+            sessions["known"] = sessions.person_id.isin(known)
+        else:
+            sessions["known"] = True
         for frame in (sessions, episodes):
             if "start" in frame:
                 frame["day"] = pd.to_datetime(frame["start"]).dt.floor("D")

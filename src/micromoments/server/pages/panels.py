@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from micromoments.errors import MicromomentsError
+from micromoments.journey.conversion import explanation, window_text
 from micromoments.report import charts
 from micromoments.report.markup import plot_text
 from micromoments.server.pages import views
@@ -52,14 +53,17 @@ def personas(snap: Snapshot) -> dict[str, Any]:
             who = pmap[pmap == str(c["persona"])].index
             mine = ep[ep.person_id.isin(who)] if not ep.empty else ep
             c["moments"] = int(len(mine))
-            c["conversion_rate"] = float(mine.converted.mean()) if len(mine) else None
+            c["same_session_rate"] = float(mine.converted_session.mean()) if len(mine) else None
+            c["window_rate"] = float(mine.converted_window.mean()) if len(mine) else None
             top = paths[paths.index.isin(who)].value_counts().head(3)
             c["top_paths"] = [{"path": p, "people": int(n)} for p, n in top.items()]
             try:
                 c["trait_list"] = list(json.loads(c.get("traits") or "{}").items())[:5]
             except (TypeError, ValueError):
                 c["trait_list"] = []
-        out: dict[str, Any] = {"cards": cards, "people": int(len(pmap))}
+        days = snap.report.conversion_window_days
+        out: dict[str, Any] = {"cards": cards, "people": int(len(pmap)), "window": window_text(days),
+                               "explanation": explanation(days)}
         if not ep.empty:
             out["mix"] = views.chart(snap, "persona-mix", lambda: _persona_mix_chart(ep, pmap))
         return out
@@ -79,9 +83,10 @@ def _persona_mix_chart(ep: pd.DataFrame, pmap: pd.Series) -> tuple[go.Figure, li
                          "margin": dict(l=200, r=20, t=30, b=40)}, barmode="stack",
                       xaxis=dict(tickformat=".0%", title="share of the persona's micro-moments"),
                       legend=dict(orientation="h", y=1.12))
-    conv = t.groupby("persona").converted.mean().sort_values()
-    notes = [f"<b>{conv.index[-1]}</b> converts most often after a micro-moment "
-             f"({views.pct(conv.iloc[-1])}); <b>{conv.index[0]}</b> least ({views.pct(conv.iloc[0])})."]
+    conv = t.groupby("persona").converted_window.mean().sort_values()
+    notes = [f"<b>{conv.index[-1]}</b> buys most often after a micro-moment "
+             f"({views.pct(conv.iloc[-1])} of its moments are followed by a purchase within the conversion window); "
+             f"<b>{conv.index[0]}</b> least ({views.pct(conv.iloc[0])})."]
     return fig, notes
 
 
@@ -125,8 +130,8 @@ def performance(snap: Snapshot, by: str) -> pd.DataFrame:
                      count(*) FILTER (WHERE kind = 'conversion') AS conversions, sum(revenue) AS revenue
               FROM outcomes WHERE decision_id IS NOT NULL GROUP BY 1)
         SELECT d.key, count(*) AS decisions, count(*) FILTER (WHERE d.status = 'chosen') AS chosen,
-               coalesce(sum(x.n), 0) AS exposures, coalesce(sum(o.clicks), 0) AS clicks,
-               coalesce(sum(o.conversions), 0) AS conversions, coalesce(sum(o.revenue), 0) AS revenue
+               coalesce(sum(x.n), 0)::BIGINT AS exposures, coalesce(sum(o.clicks), 0)::BIGINT AS clicks,
+               coalesce(sum(o.conversions), 0)::BIGINT AS conversions, coalesce(sum(o.revenue), 0)::DOUBLE AS revenue
         FROM d LEFT JOIN x USING (decision_id) LEFT JOIN o USING (decision_id)
         GROUP BY 1 ORDER BY decisions DESC""").assign(
         ctr=lambda f: f.clicks / f.exposures.where(f.exposures > 0),
@@ -294,9 +299,9 @@ def attribution(snap: Snapshot) -> dict[str, Any]:
         mk = table[table.model == "markov"].set_index("channel").conversions
         lt = table[table.model == "last_touch"].set_index("channel").conversions
         gain = (mk - lt).sort_values()
-        note = (f"Last touch under-credits <b>{gain.index[-1]}</b> by {gain.iloc[-1]:.1f} conversions "
+        note = (f"Last touch under-credits <b>{gain.index[-1]}</b> by {gain.iloc[-1]:,.0f} conversions "
                 f"compared with the data-driven Markov model, and over-credits <b>{gain.index[0]}</b> "
-                f"by {-gain.iloc[0]:.1f}.")
+                f"by {-gain.iloc[0]:,.0f}.")
         return {"att_chart": views.figure_html(attribution_chart(table), "chart-attribution"),
                 "att_models": [(m, MODEL_NAMES[m]) for m in models], "att_rows": wide.to_dict("records"),
                 "att_note": note}

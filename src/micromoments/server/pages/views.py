@@ -60,13 +60,33 @@ def change(cur: float | None, prev: float | None) -> dict[str, Any] | None:
 
 
 # --- overview ------------------------------------------------------------------------------------
+COMPLETE_FROM_HOUR = 23  # a day with data up to this hour (UTC) or later counts as complete
+
+
+def last_complete_day_end(last: pd.Timestamp) -> pd.Timestamp:
+    """The end (exclusive) of the last complete day of data: the data's last day when its events
+    reach its final hour, else the day before (a nearly empty last day would make every
+    comparison with the previous period fall).
+
+    >>> last_complete_day_end(pd.Timestamp("2026-05-08 09:14"))
+    Timestamp('2026-05-08 00:00:00')
+    >>> last_complete_day_end(pd.Timestamp("2026-05-08 23:40"))
+    Timestamp('2026-05-09 00:00:00')
+    """
+    day = pd.Timestamp(last).floor("D")
+    return day + pd.Timedelta(days=1) if pd.Timestamp(last) >= day + pd.Timedelta(hours=COMPLETE_FROM_HOUR) else day
+
+
 def period_bounds(snap: Snapshot, period: str) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp | None]:
-    """(start, end, previous start) of a period ending on the last day with data."""
+    """(start, end, previous start) of a period of complete days ending on the last complete day
+    (all time: up to the last event)."""
     k = snap.report.kpis
-    end = pd.Timestamp(k["last"]).floor("D") + pd.Timedelta(days=1)
+    end = last_complete_day_end(pd.Timestamp(k["last"]))
+    if end <= pd.Timestamp(k["first"]).floor("D"):  # less than one complete day: show what there is
+        end = pd.Timestamp(k["last"]).floor("D") + pd.Timedelta(days=1)
     days = PERIODS.get(period, 7)
-    if days is None:
-        return pd.Timestamp(k["first"]).floor("D"), end, None
+    if days is None:  # all time: nothing to compare with, so the last day counts, complete or not
+        return pd.Timestamp(k["first"]).floor("D"), pd.Timestamp(k["last"]).floor("D") + pd.Timedelta(days=1), None
     start = end - pd.Timedelta(days=days)
     return start, end, start - pd.Timedelta(days=days)
 
@@ -91,8 +111,10 @@ def _activation_counts(snap: Snapshot, start: pd.Timestamp, end: pd.Timestamp) -
 def _kpis(snap: Snapshot, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, float | None]:
     def journey_kpis() -> dict[str, float | None]:  # fixed per snapshot and period
         ses, ep = _window(snap.sessions, start, end), _window(snap.episodes, start, end)
+        known = ses.known if "known" in ses else pd.Series(True, index=ses.index)
         return dict(
-            moments=float(len(ep)), people=float(ses.person_id.nunique()), sessions=float(len(ses)),
+            moments=float(len(ep)), people=float(ses.person_id[known].nunique()),
+            anonymous=float(ses.person_id[~known].nunique()), sessions=float(len(ses)),
             conversions=float(ses.converted.sum()), conversion_rate=float(ses.converted.mean()) if len(ses) else None,
             revenue=float(ses.revenue.sum()))
 
@@ -104,10 +126,13 @@ def _kpis(snap: Snapshot, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, f
 def moment_mix_frame(ep: pd.DataFrame) -> pd.DataFrame:
     """Per moment type: episodes, people, conversion rate, abandoned share, median duration (as the report)."""
     if ep.empty:
-        return pd.DataFrame(columns=["moment", "episodes", "people", "conversion_rate", "abandoned", "median_duration_s"])
-    g = ep.assign(_conv=ep.converted.astype(float), _ab=(ep.outcome == "abandoned").astype(float)).groupby("moment")
+        return pd.DataFrame(columns=["moment", "episodes", "people", "conversion_rate", "same_session_rate",
+                                     "window_rate", "abandoned", "median_duration_s"])
+    g = ep.assign(_conv=ep.converted.astype(float), _ab=(ep.outcome == "abandoned").astype(float),
+                  _same=ep.converted_session.astype(float), _win=ep.converted_window.astype(float)).groupby("moment")
     return pd.DataFrame({
         "episodes": g.size(), "people": g.person_id.nunique(), "conversion_rate": g._conv.mean(),
+        "same_session_rate": g._same.mean(), "window_rate": g._win.mean(),
         "abandoned": g._ab.mean(), "median_duration_s": g.duration_s.median(),
     }).reset_index().sort_values("episodes", ascending=False)
 
@@ -124,9 +149,14 @@ def _daily_chart(ep: pd.DataFrame, ses: pd.DataFrame) -> go.Figure:
         conv = ses.groupby("day").converted.sum()
         fig.add_trace(go.Scatter(x=conv.index, y=conv.values, name="conversions", yaxis="y2", mode="lines+markers",
                                  line=dict(color="#222", width=2)))
+    # Round ticks on both axes, on the same gridlines (no 14.1, 28.1 on the right).
+    left = float(ep.groupby("day").size().max()) if not ep.empty else 1.0
+    right = float(ses.groupby("day").converted.sum().max()) if not ses.empty else 1.0
+    (l_step, r_step), n = charts.paired_ticks(left, right)
     fig.update_layout(**{**charts.LAYOUT, "height": 340}, barmode="stack", legend=dict(orientation="h", y=1.15),
-                      yaxis=dict(title="micro-moments"),
-                      yaxis2=dict(title="conversions", overlaying="y", side="right", showgrid=False, rangemode="tozero"))
+                      yaxis=dict(title="micro-moments", dtick=l_step, range=[0, l_step * n], tickformat=",d"),
+                      yaxis2=dict(title="conversions", overlaying="y", side="right", showgrid=False,
+                                  dtick=r_step, range=[0, r_step * n], tickformat=",d"))
     return fig
 
 
@@ -137,6 +167,7 @@ def overview(snap: Snapshot, period: str) -> dict[str, Any]:
     prev = _kpis(snap, prev_start, start) if prev_start is not None else {}
     fmt = {
         "moments": ("micro-moments", lambda v: f"{v:,.0f}"), "people": ("people", lambda v: f"{v:,.0f}"),
+        "anonymous": ("anonymous ids not linked", lambda v: f"{v:,.0f}"),
         "sessions": ("sessions", lambda v: f"{v:,.0f}"), "conversions": ("conversions", lambda v: f"{v:,.0f}"),
         "conversion_rate": ("sessions that buy", pct), "revenue": ("revenue", lambda v: f"{v:,.0f}"),
         "ctr": ("content CTR", pct),
@@ -151,13 +182,25 @@ def overview(snap: Snapshot, period: str) -> dict[str, Any]:
         out: dict[str, Any] = {"daily": figure_html(_daily_chart(ep_w, ses_w), "chart-daily")}
         mix = moment_mix_frame(ep_w)
         if not mix.empty:
-            fig, notes = charts.moment_mix(mix)
+            fig, notes = charts.moment_mix(mix, snap.report.conversion_window_days)
             out.update(mix=figure_html(fig, "chart-moments"), mix_notes=notes)
         return out
 
     figs = snap.remember(("overview", period), build)
+    last = pd.Timestamp(snap.report.kpis["last"])
+    partial = last if last >= end else None  # the data's last day, left out because it is not complete
     return dict(period=period, periods=PERIOD_LABELS, start=start, end=end - pd.Timedelta(days=1),
-                has_prev=prev_start is not None, kpis=kpis, ctr_note=cur["exposures"] == 0, **figs)
+                has_prev=prev_start is not None, kpis=kpis, ctr_note=cur["exposures"] == 0, partial=partial,
+                people_note=_people_note(cur), **figs)
+
+
+def _people_note(cur: dict[str, float | None]) -> str:
+    """What the people KPI counts, in plain words."""
+    anonymous = int(cur.get("anonymous") or 0)
+    if not anonymous:
+        return ""
+    return (f"People are customers who signed in at least once, all their devices linked; {anonymous:,} more "
+            "anonymous ids were active but never signed in, so they are not linked to anyone yet.")
 
 
 # --- live moments -------------------------------------------------------------------------------
@@ -241,7 +284,7 @@ def journey(snap: Snapshot) -> dict[str, Any]:
     d = snap.report
     out: dict[str, Any] = {"has_moments": d.has_moments}
     if d.journey_map is not None and not d.journey_map.empty:
-        out["map"] = chart(snap, "journey", lambda: charts.journey_matrix(d.journey_map))
+        out["map"] = chart(snap, "journey", lambda: charts.journey_matrix(d.journey_map, d.conversion_window_days))
     elif d.session_stages is not None and not d.session_stages.empty:
         out["map"] = chart(snap, "journey", lambda: charts.stage_bars(d.session_stages))
     if d.links is not None and not d.links.empty:
@@ -389,7 +432,9 @@ def questions(snap: Snapshot, top: int = 60) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if d.faq is not None and not d.faq.empty:
         out["faq"] = chart(snap, "faq", lambda: charts.faq_chart(d.faq))
-        out["themes"] = d.faq.head(20).to_dict("records")
+        from micromoments.report.build import faq_rows
+
+        out["themes"] = faq_rows(d.faq, 20).to_dict("records")
         out["gaps"] = d.faq[d.faq.content_gap].to_dict("records")
     kw = keywords(snap)
     if not kw.empty:
