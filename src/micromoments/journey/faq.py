@@ -42,6 +42,17 @@ MAX_CLUSTERED = 2000  # the most searched queries are clustered; the rest join t
 _ASSISTANT_WORDS = ("hey google", "ok google", "alexa", "hey siri", "siri")
 
 
+def faq_rows(faq: pd.DataFrame, top: int = 15) -> pd.DataFrame:
+    """The themes a table shows: the biggest `top`, then "other questions" (always last).
+
+    >>> faq_rows(pd.DataFrame({"label": ["a", OTHER_LABEL, "b"], "is_other": [False, True, False]}), 1).label.tolist()
+    ['a', 'other questions']
+    """
+    if "is_other" not in faq:
+        return faq.head(top)
+    return pd.concat([faq[~faq.is_other].head(top), faq[faq.is_other]])
+
+
 def faq_for(sessionized: ir.Table, con: Any, vocab: EventVocabulary | None = None, **options: Any) -> pd.DataFrame:
     """The FAQ themes of a journey's events: the one computation the report, the app and the
     `faq` command share (`query_stats` on `con`, then `faq_themes`).

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader
 
+from micromoments.journey.faq import faq_rows
 from micromoments.report import charts
 from micromoments.report import measure, personas, predict  # noqa: F401  (they register their sections)
 from micromoments.report.data import ReportData, collect, run_panel
@@ -49,13 +50,6 @@ def _table(frame: pd.DataFrame, columns: dict[str, str], flag: str | None = None
             cells.append(f"<td{cls}>{html.escape(str(v))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def faq_rows(faq: pd.DataFrame, top: int = 15) -> pd.DataFrame:
-    """The themes a table shows: the biggest `top`, then "other questions" (always last)."""
-    if "is_other" not in faq:
-        return faq.head(top)
-    return pd.concat([faq[~faq.is_other].head(top), faq[faq.is_other]])
 
 
 def people_line(k: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from micromoments.journey.funnels import MODES, funnel
 from micromoments.report import charts
 from micromoments.report.markup import PlotlyDiv, plot_text
 from micromoments.server.pages.analytics import Snapshot
+from micromoments.server.pages.periods import daily_chart, last_complete_day_end, people_note
 from micromoments.server.pages.prerender import prerender_parts
 
 log = logging.getLogger(__name__)
@@ -60,23 +61,6 @@ def change(cur: float | None, prev: float | None) -> dict[str, Any] | None:
 
 
 # --- overview ------------------------------------------------------------------------------------
-COMPLETE_FROM_HOUR = 23  # a day with data up to this hour (UTC) or later counts as complete
-
-
-def last_complete_day_end(last: pd.Timestamp) -> pd.Timestamp:
-    """The end (exclusive) of the last complete day of data: the data's last day when its events
-    reach its final hour, else the day before (a nearly empty last day would make every
-    comparison with the previous period fall).
-
-    >>> last_complete_day_end(pd.Timestamp("2026-05-08 09:14"))
-    Timestamp('2026-05-08 00:00:00')
-    >>> last_complete_day_end(pd.Timestamp("2026-05-08 23:40"))
-    Timestamp('2026-05-09 00:00:00')
-    """
-    day = pd.Timestamp(last).floor("D")
-    return day + pd.Timedelta(days=1) if pd.Timestamp(last) >= day + pd.Timedelta(hours=COMPLETE_FROM_HOUR) else day
-
-
 def period_bounds(snap: Snapshot, period: str) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp | None]:
     """(start, end, previous start) of a period of complete days ending on the last complete day
     (all time: up to the last event)."""
@@ -137,29 +121,6 @@ def moment_mix_frame(ep: pd.DataFrame) -> pd.DataFrame:
     }).reset_index().sort_values("episodes", ascending=False)
 
 
-def _daily_chart(ep: pd.DataFrame, ses: pd.DataFrame) -> go.Figure:
-    fig = go.Figure()
-    if not ep.empty:
-        daily = ep.groupby(["day", "moment"]).size().unstack(fill_value=0)
-        order = [m for m in MOMENTS if m in daily.columns] + sorted(set(daily.columns) - set(MOMENTS))
-        for m in order:
-            fig.add_trace(go.Bar(x=daily.index, y=daily[m], name=plot_text(charts.moment_name(m)),
-                                 marker_color=charts.COLORS.get(m, "#9D755D")))
-    if not ses.empty:
-        conv = ses.groupby("day").converted.sum()
-        fig.add_trace(go.Scatter(x=conv.index, y=conv.values, name="conversions", yaxis="y2", mode="lines+markers",
-                                 line=dict(color="#222", width=2)))
-    # Round ticks on both axes, on the same gridlines (no 14.1, 28.1 on the right).
-    left = float(ep.groupby("day").size().max()) if not ep.empty else 1.0
-    right = float(ses.groupby("day").converted.sum().max()) if not ses.empty else 1.0
-    (l_step, r_step), n = charts.paired_ticks(left, right)
-    fig.update_layout(**{**charts.LAYOUT, "height": 340}, barmode="stack", legend=dict(orientation="h", y=1.15),
-                      yaxis=dict(title="micro-moments", dtick=l_step, range=[0, l_step * n], tickformat=",d"),
-                      yaxis2=dict(title="conversions", overlaying="y", side="right", showgrid=False,
-                                  dtick=r_step, range=[0, r_step * n], tickformat=",d"))
-    return fig
-
-
 def overview(snap: Snapshot, period: str) -> dict[str, Any]:
     period = period if period in PERIODS else "7d"
     start, end, prev_start = period_bounds(snap, period)
@@ -179,7 +140,7 @@ def overview(snap: Snapshot, period: str) -> dict[str, Any]:
     ep_w, ses_w = _window(snap.episodes, start, end), _window(snap.sessions, start, end)
 
     def build() -> dict[str, Any]:
-        out: dict[str, Any] = {"daily": figure_html(_daily_chart(ep_w, ses_w), "chart-daily")}
+        out: dict[str, Any] = {"daily": figure_html(daily_chart(ep_w, ses_w), "chart-daily")}
         mix = moment_mix_frame(ep_w)
         if not mix.empty:
             fig, notes = charts.moment_mix(mix, snap.report.conversion_window_days)
@@ -191,16 +152,7 @@ def overview(snap: Snapshot, period: str) -> dict[str, Any]:
     partial = last if last >= end else None  # the data's last day, left out because it is not complete
     return dict(period=period, periods=PERIOD_LABELS, start=start, end=end - pd.Timedelta(days=1),
                 has_prev=prev_start is not None, kpis=kpis, ctr_note=cur["exposures"] == 0, partial=partial,
-                people_note=_people_note(cur), **figs)
-
-
-def _people_note(cur: dict[str, float | None]) -> str:
-    """What the people KPI counts, in plain words."""
-    anonymous = int(cur.get("anonymous") or 0)
-    if not anonymous:
-        return ""
-    return (f"People are customers who signed in at least once, all their devices linked; {anonymous:,} more "
-            "anonymous ids were active but never signed in, so they are not linked to anyone yet.")
+                people_note=people_note(cur), **figs)
 
 
 # --- live moments -------------------------------------------------------------------------------
@@ -432,7 +384,7 @@ def questions(snap: Snapshot, top: int = 60) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if d.faq is not None and not d.faq.empty:
         out["faq"] = chart(snap, "faq", lambda: charts.faq_chart(d.faq))
-        from micromoments.report.build import faq_rows
+        from micromoments.journey.faq import faq_rows
 
         out["themes"] = faq_rows(d.faq, 20).to_dict("records")
         out["gaps"] = d.faq[d.faq.content_gap].to_dict("records")
