@@ -106,13 +106,15 @@ quiet_hours = "off"
             deadline = time.monotonic() + 5
             while act.state("e2e-do").moment is None and time.monotonic() < deadline:
                 time.sleep(0.02)
-            r = c.post("/v1/decide", json={"anonymousId": "e2e-do", "context": {"channel": "web"}}, headers=KEY)
+            # The whole decision (propensity included) needs an admin token; a write key sees the content only.
+            admin = {"Authorization": "Bearer adm_e2e"}
+            r = c.post("/v1/decide", json={"anonymousId": "e2e-do", "context": {"channel": "web"}}, headers=admin)
             assert r.status_code == 200
             body = r.json()
             assert body["status"] == "chosen" and body["content_id"] == "howto-article"
             assert body["content"]["title"] and body["propensity"] == 1.0
             # Repeated decides stay consistent (latency is measured in benchmarks/serve.py, not here).
-            repeats = [c.post("/v1/decide", json={"anonymousId": "e2e-do"}, headers=KEY) for _ in range(50)]
+            repeats = [c.post("/v1/decide", json={"anonymousId": "e2e-do"}, headers=admin) for _ in range(50)]
             assert {r.status_code for r in repeats} == {200}
             assert {r.json()["content_id"] for r in repeats} == {"howto-article"}
             act.worker.flush(5)

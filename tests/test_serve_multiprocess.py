@@ -31,7 +31,7 @@ def _event(anon: str, query: str, when: dt.datetime) -> dict:
 
 def _decide(url: str, anon: str) -> dict:
     r = httpx.post(f"{url}/v1/decide", json={"anonymousId": anon, "context": {"channel": "web"}},
-                   headers=KEY, timeout=10)
+                   headers={"Authorization": "Bearer adm_test"}, timeout=10)  # the whole decision
     assert r.status_code == 200, r.text
     return r.json()
 

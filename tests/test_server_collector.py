@@ -258,7 +258,7 @@ def test_events_feed_the_live_profile_and_decisions_reach_the_store(tmp_path: Pa
         profile = c.get("/admin/profiles/u-live", headers=ADMIN).json()
         assert profile["person_id"] == "u-live" and profile["events"] == 2
         assert profile["moment"] == "go"
-        decision = c.post("/v1/decide", json={"userId": "u-live", "context": {"channel": "web"}}, headers=KEY).json()
+        decision = c.post("/v1/decide", json={"userId": "u-live", "context": {"channel": "web"}}, headers=ADMIN).json()
         assert decision["person_id"] == "u-live" and decision["moment"] == "go"
         assert c.post("/admin/flush", headers=ADMIN).status_code == 200
         # (the background loader may have taken part of it before the flush)

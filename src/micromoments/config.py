@@ -133,6 +133,16 @@ class ServerConfig:
     worker_count: int = 1                  # workers splitting people by a hash of anonymousId/userId
     load_store: bool = True                # worker: own the DuckDB store (exactly one worker may)
     state_ttl_hours: float = 720.0         # shared profile snapshots expire after this long unused
+    # Other wire formats (docs/collect.md): PostHog project api_key -> source; GA4 Measurement
+    # Protocol api_secret -> source.
+    posthog_keys: dict[str, str] = field(default_factory=dict)
+    ga4_api_secrets: dict[str, str] = field(default_factory=dict)
+    # Browsers (docs/web.md): origins that may call the collector and /v1/decide ("*", exact
+    # "https://shop.example", or "http://127.0.0.1:*" for any port); [] = no cross-origin calls.
+    allowed_origins: list[str] = field(default_factory=list)
+    decide_rate_limit_per_second: float = 10.0  # /v1/decide with a write key, per key and client address
+    analytics_next_dir: str = ""           # a local copy of @segment/analytics-next's dist/umd, served at /js/analytics-next/
+    demo_page: bool = False                # serve the demo shop page at /demo (`serve --dev` turns it on)
 
 
 @dataclass

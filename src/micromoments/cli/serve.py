@@ -101,6 +101,7 @@ def serve(
     from micromoments.config import load_config
     from micromoments.errors import ConfigError
     from micromoments.server.app import create_app
+    from micromoments.server.cors import Cors
     from micromoments.server.endpoints import FastPath
 
     cfg = load_config(config_path)
@@ -125,6 +126,8 @@ def serve(
     if dev:
         server.write_keys = server.write_keys or {DEV_WRITE_KEY: "dev"}
         server.admin_tokens = server.admin_tokens or [DEV_ADMIN_TOKEN]
+        server.allowed_origins = server.allowed_origins or ["http://127.0.0.1:*", "http://localhost:*"]
+        server.demo_page = True
         if not server.admin_users:  # so the /app pages can be opened at once
             from micromoments.server.pages.auth import hash_password
 
@@ -148,6 +151,7 @@ def serve(
         console.print(f"  dev write key: {next(iter(server.write_keys))}   admin token: {server.admin_tokens[0]}")
         if DEV_ADMIN_USER in server.admin_users:
             console.print(f"  pages: http://{host}:{port}/app  (user {DEV_ADMIN_USER}, password {DEV_ADMIN_PASSWORD})")
+        console.print(f"  demo shop page: http://{host}:{port}/demo")
     try:
         import uvloop  # noqa: F401
         loop = "uvloop"
@@ -163,6 +167,6 @@ def serve(
     sys.setswitchinterval(0.001)
     # The collector routes are answered in front of FastAPI (its telemetry and middleware
     # layers cost more than the rest of an event request); everything else passes through.
-    asgi = FastPath(application, application.state.api)
+    asgi = Cors(FastPath(application, application.state.api), server.allowed_origins)
     uvicorn.run(asgi, host=host, port=port, loop=loop, http=http, log_level=log_level,
                 access_log=False, proxy_headers=False, timeout_graceful_shutdown=10)

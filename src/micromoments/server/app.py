@@ -38,8 +38,10 @@ from micromoments.errors import ConfigError
 from micromoments.server import models
 from micromoments.server.auth import AdminTokens, RateLimiter, WriteKeys
 from micromoments.server.collector import Collector, Rejected
+from micromoments.server.cors import Cors
 from micromoments.server.endpoints import EVENT_TYPES, Api, FastPath, Result, check_length, dumps, read_asgi_body
 from micromoments.server.security import SecurityHeaders
+from micromoments.server.web import add_web_routes
 from micromoments.store import Store
 
 __all__ = ["create_app"]
@@ -102,6 +104,7 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
     api = Api(write_keys=WriteKeys(server.write_keys), limiter=RateLimiter(server.rate_limit_per_second),
               event_limit=config.ingest.max_event_bytes, batch_limit=server.max_batch_bytes)
     api.activator = activator
+    _configure_web(api, server, admin)
     sink = log_sink if log_sink is not None else LogSink()
 
     @contextlib.asynccontextmanager
@@ -176,6 +179,8 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
     # The collector and decide routes are answered here, before FastAPI's routing; the routes
     # below describe them in /openapi.json (and serve them if the middleware is bypassed).
     app.add_middleware(FastPath, api=api)
+    app.add_middleware(Cors, origins=server.allowed_origins)
+    add_web_routes(app, server)
     app.add_middleware(SecurityHeaders)  # outermost: CSP, nosniff, no framing on every response
 
     def add_event_route(type_: str) -> None:
@@ -391,6 +396,14 @@ class _ScaleOut:
                 fn()
             except Exception:
                 log.exception("shutting down %s failed", getattr(fn, "__qualname__", fn))
+
+
+def _configure_web(api: Api, server: ServerConfig, admin: AdminTokens) -> None:
+    """The keys of the other wire formats and the browser-facing limits of /v1/decide."""
+    api.posthog_keys = WriteKeys(server.posthog_keys)
+    api.ga4_secrets = WriteKeys(server.ga4_api_secrets)
+    api.admin = admin
+    api.decide_limiter = RateLimiter(server.decide_rate_limit_per_second)
 
 
 def _collector_wal(wal_dir: str | Path, server: ServerConfig) -> WriteAheadLog:

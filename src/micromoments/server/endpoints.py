@@ -17,8 +17,9 @@ import orjson
 
 from micromoments.errors import MicromomentsError
 from micromoments.events.model import EVENT_TYPES
-from micromoments.server.auth import RateLimiter, WriteKeys
+from micromoments.server.auth import AdminTokens, RateLimiter, WriteKeys
 from micromoments.server.collector import Collector, Rejected, gc_paused, received_now
+from micromoments.server.decoding import decode_body
 
 log = logging.getLogger("micromoments.server")
 
@@ -101,6 +102,10 @@ class Api:
         self.batch_limit = batch_limit
         self.collector: Collector | None = None
         self.activator: Any = None
+        self.admin: AdminTokens | None = None  # admin tokens get the whole decision from /v1/decide
+        self.decide_limiter = RateLimiter(10.0)
+        self.posthog_keys = WriteKeys({})  # PostHog project api_key -> source (server/wire.py)
+        self.ga4_secrets = WriteKeys({})   # GA4 Measurement Protocol api_secret -> source
         self.requests = 0
         self.rejected: dict[str, int] = {}
 
@@ -119,11 +124,15 @@ class Api:
             raise Rejected(401, msg, "Authorization",
                            hint="send Basic auth with the source's write key as user name and an empty password",
                            headers={"WWW-Authenticate": 'Basic realm="micromoments"'})
+        self.admit(source)
+        return source
+
+    def admit(self, source: str) -> None:
+        """429 when `source` is over its rate limit."""
         if not self.limiter.allow(source):
             raise Rejected(429, f"rate limit of {self.limiter.rate:g} requests/s for source '{source}'",
                            "Authorization", hint="retry after the Retry-After seconds, or batch events",
                            headers={"Retry-After": str(self.limiter.retry_after())})
-        return source
 
     def _collector(self) -> Collector:
         if self.collector is None:
@@ -185,14 +194,25 @@ class Api:
         return source, collector.prepare_batch(items, received_at=received_at, received_iso=received_iso,
                                                sent_at=doc.get("sentAt"), keep_events=collector.needs_events)
 
-    async def decide(self, auth: str | None, body: bytes) -> Result:
-        """POST /v1/decide: the activator's best content for this person now."""
+    async def decide(self, auth: str | None, body: bytes, client: str | None = None) -> Result:
+        """POST /v1/decide: the activator's best content for this person now.
+
+        With an admin token the whole decision (moment, stage, persona, propensity...); with a
+        write key, which a web page holds in the clear, only the content (`public_decision`),
+        rate-limited per key and client address (docs/security.md).
+        """
         self.requests += 1
+        full = self.admin is not None and self.admin.check(auth)
         try:
             doc = parse_json(body)
             if not isinstance(doc, dict):
                 raise Rejected(400, "expected a JSON object", "body")
-            self.authenticate(auth, doc.get("writeKey"))
+            if not full:
+                source = self.authenticate(auth, doc.get("writeKey"))
+                if not self.decide_limiter.allow(f"{source}|{client}"):
+                    raise Rejected(429, f"decide rate limit of {self.decide_limiter.rate:g}/s per key and address",
+                                   "Authorization", hint="ask once per page view",
+                                   headers={"Retry-After": str(self.decide_limiter.retry_after())})
             person = None
             for key in ("userId", "anonymousId"):
                 value = doc.get(key)
@@ -210,6 +230,8 @@ class Api:
             return self.reject(exc)
         act = self.activator
         if act is None:
+            if not full:
+                return 200, dumps({"status": "no_activator", "decision_id": None, "content": None}), None
             return 200, dumps({"status": "no_activator", "person_id": person, "content": None}), None
         try:
             decision = act.decide(person, context or {})
@@ -218,46 +240,69 @@ class Api:
         except Exception as exc:  # a bug: a 500 that says so, and the traceback in the log
             log.exception("decide failed for %s", person)
             return 500, dumps({"success": False, "error": f"decide failed: {type(exc).__name__}", "field": None}), None
-        return 200, dumps(decision.to_dict() if hasattr(decision, "to_dict") else decision), None
+        out = decision.to_dict() if hasattr(decision, "to_dict") else decision
+        return 200, dumps(out if full else public_decision(out)), None
 
 
 _FAST_PATHS = {f"/v1/{t}": t for t in EVENT_TYPES} | {"/v1/batch": "batch", "/v1/decide": "decide"}
+# Analytics Next (Segment's browser library) posts to one-letter paths, text/plain bodies.
+SHORT_PATHS = {"/v1/t": "track", "/v1/p": "page", "/v1/i": "identify", "/v1/a": "alias", "/v1/g": "group",
+               "/v1/s": "screen", "/v1/b": "batch", "/v1/m": "metrics"}
+_FAST_PATHS |= SHORT_PATHS
 
 
 class FastPath:
     """ASGI middleware: serves the collector and decide routes straight from `Api`."""
 
     def __init__(self, app: Any, api: Api):
+        from micromoments.server.wire import ROUTES  # it imports this module
+
         self.app = app
         self.api = api
+        self.wire = ROUTES
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Callable) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
-        kind = _FAST_PATHS.get(scope["path"])
-        if kind is None:
+        path = scope["path"]
+        kind = _FAST_PATHS.get(path)
+        wire = self.wire.get(path) if kind is None else None
+        if kind is None and wire is None:
             return await self.app(scope, receive, send)
         api = self.api
-        auth = length = None
+        auth = length = encoding = content_type = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 auth = value.decode("latin-1")
             elif name == b"content-length":
                 length = value.decode("latin-1")
-        limit = api.batch_limit if kind == "batch" else api.event_limit
-        what = "batch" if kind == "batch" else "event" if kind != "decide" else "request"
+            elif name == b"content-encoding":
+                encoding = value.decode("latin-1")
+            elif name == b"content-type":
+                content_type = value.decode("latin-1")
+        if kind == "metrics":  # Analytics Next's own telemetry: nothing to keep
+            kind, wire = None, _discard
+        limit = api.batch_limit if kind in ("batch", None) else api.event_limit
+        what = "batch" if kind in ("batch", None) else "event" if kind != "decide" else "request"
+        query = scope.get("query_string", b"").decode("latin-1")
+        if "compression=gzip" in query and encoding is None:  # posthog-js: ?compression=gzip-js
+            encoding = "gzip"
         try:
             try:
                 check_length(length, limit, what)
                 body = await read_asgi_body(receive, limit, what)
+                body = decode_body(body, encoding, limit=limit, what=what)
             except Rejected as exc:
                 api.requests += 1
                 status, out, headers = api.reject(exc)
             else:
-                if kind == "batch":
+                if wire is not None:
+                    status, out, headers = await wire(api, WireInfo(path, query, content_type), body)
+                elif kind == "batch":
                     status, out, headers = await api.batch(auth, body)
                 elif kind == "decide":
-                    status, out, headers = await api.decide(auth, body)
+                    client = scope.get("client")
+                    status, out, headers = await api.decide(auth, body, client[0] if client else None)
                 else:
                     status, out, headers = await api.collect(kind, auth, body)
         except Exception:  # a bug: answer 500 with JSON rather than dropping the connection
@@ -269,3 +314,42 @@ class FastPath:
             raw_headers += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": out})
+
+
+PUBLIC_CONTENT = ("id", "title", "body", "url", "image", "cta", "discount_code")
+
+
+def public_decision(decision: dict[str, Any]) -> dict[str, Any]:
+    """What a page may see of a decision: its id, status and the content's display fields.
+
+    Not the person id (it may be the user id stitched to an anonymous id), the moment,
+    stage, persona, propensity, experiment or context.
+
+    >>> public_decision({"decision_id": "d1", "status": "chosen", "persona": "p", "content_id": "c",
+    ...                  "content": {"id": "c", "title": "Hi", "data": {"secret": 1}}})
+    {'decision_id': 'd1', 'status': 'chosen', 'content_id': 'c', 'content': {'id': 'c', 'title': 'Hi'}}
+    """
+    content = decision.get("content")
+    if isinstance(content, dict):
+        content = {k: content[k] for k in PUBLIC_CONTENT if k in content}
+    return {"decision_id": decision.get("decision_id"), "status": decision.get("status"),
+            "content_id": decision.get("content_id"), "content": content}
+
+
+class WireInfo:
+    """What a wire handler reads of the request besides the body (server/wire.py)."""
+
+    __slots__ = ("path", "query", "content_type")
+
+    def __init__(self, path: str, query: str = "", content_type: str | None = None):
+        self.path, self.query, self.content_type = path, query, content_type
+
+    def param(self, name: str) -> str | None:
+        import urllib.parse
+
+        values = urllib.parse.parse_qs(self.query).get(name)
+        return values[0] if values else None
+
+
+async def _discard(api: Api, req: WireInfo, body: bytes) -> Result:
+    return 200, SUCCESS, None

@@ -19,7 +19,18 @@ def _param(key: str) -> str:
     return f"({_PARAMS})['{key}']"
 
 
+# The GA4 events that are Segment page/screen calls (every other event is a track, under its
+# GA4 name), the params that say where and what was searched, and the events whose `value`
+# is revenue. The collector's Measurement Protocol route (server/wire_ga4.py) maps with these.
+EVENT_TYPES: dict[str, str] = {"page_view": "page", "screen_view": "screen"}
+PAGE_PARAMS: dict[str, str] = {"page_location": "url", "page_title": "title", "page_referrer": "referrer"}
+QUERY_PARAMS: tuple[str, ...] = ("search_term", "q")
+CAMPAIGN_PARAMS: dict[str, str] = {"source": "source", "medium": "medium", "campaign": "name"}
+REVENUE_EVENTS: tuple[str, ...] = ("purchase",)
+
 _EVENT = "({$.event_name})"
+_TYPE_CASES = " ".join(f"WHEN {_EVENT} = '{name}' THEN '{type_}'" for name, type_ in EVENT_TYPES.items())
+_REVENUE_EVENTS = ", ".join(f"'{name}'" for name in REVENUE_EVENTS)
 
 GA4: dict[str, Pick] = {
     "message_id": Pick("sql", "NULL"),  # GA4 has no event id: a hash of the row is used
@@ -27,8 +38,7 @@ GA4: dict[str, Pick] = {
     "user_id": Pick("id", "$.user_id"),
     "type": Pick(
         "sql",
-        f"""CASE WHEN {_EVENT} IS NULL THEN NULL WHEN {_EVENT} = 'page_view' THEN 'page'
-             WHEN {_EVENT} = 'screen_view' THEN 'screen' ELSE 'track' END""",
+        f"""CASE WHEN {_EVENT} IS NULL THEN NULL {_TYPE_CASES} ELSE 'track' END""",
     ),
     "event": Pick("string", "$.event_name"),
     "name": Pick("sql", f"coalesce({_param('firebase_screen')}, {_param('page_title')})"),
@@ -37,7 +47,7 @@ GA4: dict[str, Pick] = {
     "ts_text": Pick("string", "$.event_timestamp"),
     "channel_raw": Pick("sql", "NULL"),
     "is_app": Pick("sql", "coalesce(upper({$.platform}) IN ('ANDROID', 'IOS'), false)"),
-    "query_raw": Pick("sql", f"coalesce({_param('search_term')}, {_param('q')})"),
+    "query_raw": Pick("sql", "coalesce(" + ", ".join(_param(p) for p in QUERY_PARAMS) + ")"),
     "page_url": Pick("sql", _param("page_location")),
     "page_title": Pick("sql", _param("page_title")),
     "referrer": Pick("sql", _param("page_referrer")),
@@ -51,7 +61,7 @@ GA4: dict[str, Pick] = {
     "revenue": Pick(
         "sql",
         f"coalesce(TRY_CAST({{$.ecommerce.purchase_revenue}} AS DOUBLE), "
-        f"CASE WHEN {_EVENT} = 'purchase' THEN TRY_CAST({_param('value')} AS DOUBLE) END)",
+        f"CASE WHEN {_EVENT} IN ({_REVENUE_EVENTS}) THEN TRY_CAST({_param('value')} AS DOUBLE) END)",
     ),
     "properties": Pick("sql", f"to_json({_PARAMS})::VARCHAR"),
     "traits": Pick("object", "$.user_properties_map"),

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from micromoments.sources.jsonmap import Pick
 
+# PostHog's special events and the Segment call each one is; every other event is a track.
+# The collector's PostHog capture API (server/wire_posthog.py) maps with the same tables.
+EVENT_TYPES: dict[str, str] = {"$pageview": "page", "$screen": "screen", "$identify": "identify",
+                               "$create_alias": "alias", "$groupidentify": "group"}
+APP_LIBS: tuple[str, ...] = ("posthog-ios", "posthog-android", "posthog-react-native", "posthog-flutter")
+QUERY_PROPERTIES: tuple[str, ...] = ("$search", "q", "query", "search")
+
 _EVENT = "({$.event})"
+_TYPE_CASES = " ".join(f"WHEN {_EVENT} = '{name}' THEN '{type_}'" for name, type_ in EVENT_TYPES.items())
+_APP_LIBS = ", ".join(f"'{lib}'" for lib in APP_LIBS)
 
 POSTHOG: dict[str, Pick] = {
     "message_id": Pick("id", "$.uuid", "$.id"),
@@ -28,10 +37,7 @@ POSTHOG: dict[str, Pick] = {
     "previous_id": Pick("sql", """{$.properties.alias}"""),
     "type": Pick(
         "sql",
-        f"""CASE WHEN {_EVENT} IS NULL THEN NULL
-             WHEN {_EVENT} = '$pageview' THEN 'page' WHEN {_EVENT} = '$screen' THEN 'screen'
-             WHEN {_EVENT} = '$identify' THEN 'identify' WHEN {_EVENT} = '$create_alias' THEN 'alias'
-             WHEN {_EVENT} = '$groupidentify' THEN 'group' ELSE 'track' END""",
+        f"""CASE WHEN {_EVENT} IS NULL THEN NULL {_TYPE_CASES} ELSE 'track' END""",
     ),
     "event": Pick("string", "$.event"),
     "name": Pick("string", '$.properties."$screen_name"', '$.properties."$title"', "$.properties.title"),
@@ -41,8 +47,8 @@ POSTHOG: dict[str, Pick] = {
     "sent_at": Pick("time", '$.properties."$sent_at"'),
     "received_at": Pick("time", "$.received_at"),
     "channel_raw": Pick("string", "$.properties.channel"),
-    "is_app": Pick("sql", """coalesce({$.properties."$lib"} IN ('posthog-ios', 'posthog-android', 'posthog-react-native', 'posthog-flutter'), false)"""),
-    "query_raw": Pick("string", '$.properties."$search"', "$.properties.q", "$.properties.query", "$.properties.search"),
+    "is_app": Pick("sql", f"""coalesce({{$.properties."$lib"}} IN ({_APP_LIBS}), false)"""),
+    "query_raw": Pick("string", *(f'$.properties."{p}"' for p in QUERY_PROPERTIES)),
     "page_url": Pick("string", '$.properties."$current_url"', "$.properties.url"),
     "page_path": Pick("string", '$.properties."$pathname"'),
     "page_title": Pick("string", '$.properties."$title"', "$.properties.title"),
