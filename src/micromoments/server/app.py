@@ -42,6 +42,7 @@ from micromoments.server.cors import Cors
 from micromoments.server.endpoints import EVENT_TYPES, Api, FastPath, Result, check_length, dumps, read_asgi_body
 from micromoments.server.security import SecurityHeaders
 from micromoments.server.web import add_web_routes
+from micromoments.server.wire import ROUTES as WIRE_ROUTES
 from micromoments.store import Store
 
 __all__ = ["create_app"]
@@ -402,6 +403,7 @@ def _configure_web(api: Api, server: ServerConfig, admin: AdminTokens) -> None:
     """The keys of the other wire formats and the browser-facing limits of /v1/decide."""
     api.posthog_keys = WriteKeys(server.posthog_keys)
     api.ga4_secrets = WriteKeys(server.ga4_api_secrets)
+    api.wire_routes = dict(WIRE_ROUTES)
     api.admin = admin
     api.decide_limiter = RateLimiter(server.decide_rate_limit_per_second)
 

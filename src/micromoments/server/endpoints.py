@@ -106,6 +106,8 @@ class Api:
         self.decide_limiter = RateLimiter(10.0)
         self.posthog_keys = WriteKeys({})  # PostHog project api_key -> source (server/wire.py)
         self.ga4_secrets = WriteKeys({})   # GA4 Measurement Protocol api_secret -> source
+        # path -> handler of the other wire formats (server/wire.py ROUTES, set by create_app)
+        self.wire_routes: dict[str, Callable[[Api, WireInfo, bytes], Awaitable[Result]]] = {}
         self.requests = 0
         self.rejected: dict[str, int] = {}
 
@@ -255,18 +257,15 @@ class FastPath:
     """ASGI middleware: serves the collector and decide routes straight from `Api`."""
 
     def __init__(self, app: Any, api: Api):
-        from micromoments.server.wire import ROUTES  # it imports this module
-
         self.app = app
         self.api = api
-        self.wire = ROUTES
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Callable) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
             return await self.app(scope, receive, send)
         path = scope["path"]
         kind = _FAST_PATHS.get(path)
-        wire = self.wire.get(path) if kind is None else None
+        wire = self.api.wire_routes.get(path) if kind is None else None
         if kind is None and wire is None:
             return await self.app(scope, receive, send)
         api = self.api

@@ -116,7 +116,8 @@ def _ids(name: str, distinct_id: str | None, props: dict[str, Any]) -> dict[str,
     if name == "$identify":
         return {"anonymousId": _text(props.get("$anon_distinct_id")), "userId": distinct_id}
     if name == "$create_alias":
-        return {"userId": distinct_id, "previousId": _text(props.get("alias"))}
+        return {"anonymousId": device or distinct_id, "userId": _text(props.get("alias")) or distinct_id,
+                "previousId": distinct_id}
     user = _text(props.get("$user_id"))
     if user is None and device is not None and device != distinct_id:
         user = distinct_id

@@ -1,7 +1,8 @@
 """PostHog event export: `{event, distinct_id, properties, timestamp, uuid}` per document.
 
 `$pageview`/`$screen`/`$identify`/`$create_alias` become page/screen/identify/alias.
-On `$identify`, `distinct_id` is the user and `$anon_distinct_id` the device it was before.
+On `$identify`, `distinct_id` is the user and `$anon_distinct_id` the device it was before; on
+`$create_alias`, `distinct_id` is the id used so far (previousId) and `alias` the new one (userId).
 """
 
 from __future__ import annotations
@@ -28,13 +29,15 @@ POSTHOG: dict[str, Pick] = {
     ),
     "user_id": Pick(
         "sql",
-        f"""CASE WHEN {_EVENT} IN ('$identify', '$create_alias') THEN {{$.distinct_id}}
+        f"""CASE WHEN {_EVENT} = '$identify' THEN {{$.distinct_id}}
+             WHEN {_EVENT} = '$create_alias' THEN coalesce({{$.properties.alias}}, {{$.distinct_id}})
              ELSE coalesce({{$.properties."$user_id"}},
                   CASE WHEN {{$.properties."$device_id"}} IS NOT NULL
                         AND {{$.properties."$device_id"}} <> {{$.distinct_id}}
                        THEN {{$.distinct_id}} END) END""",
     ),
-    "previous_id": Pick("sql", """{$.properties.alias}"""),
+    # `alias(alias, original)`: the event's distinct_id is the id used so far, `alias` the new one.
+    "previous_id": Pick("sql", f"CASE WHEN {_EVENT} = '$create_alias' THEN {{$.distinct_id}} END"),
     "type": Pick(
         "sql",
         f"""CASE WHEN {_EVENT} IS NULL THEN NULL {_TYPE_CASES} ELSE 'track' END""",
