@@ -74,6 +74,8 @@ LogSink = Callable[[str, dict[str, Any]], None]
 CLICK_EVENTS = {"notification opened", "push notification opened", "email link clicked", "content clicked",
                 "promotion clicked", "email opened"}
 DECISION_KEYS = ("mm_decision", "decision_id", "mm_decision_id")
+# Exposures a page reports (micromoments.js): they name the decision but are not clicks.
+VIEW_EVENTS = frozenset({"content viewed", "promotion viewed"})
 
 
 def examples_dir() -> Path:
@@ -234,7 +236,7 @@ class Activator(PushRouting):
             st.cart.clear()
             st.cart_updated_at = None
             self._outcome(st, "conversion", ts, event.get("revenue"), self._decision_ref(props, event))
-        elif name in CLICK_EVENTS or self._decision_ref(props, event, explicit=True):
+        elif name in CLICK_EVENTS or (name not in VIEW_EVENTS and self._decision_ref(props, event, explicit=True)):
             ref = self._decision_ref(props, event)
             if ref:
                 self._outcome(st, "click", ts, None, ref)

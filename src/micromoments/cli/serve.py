@@ -128,6 +128,9 @@ def serve(
         server.admin_tokens = server.admin_tokens or [DEV_ADMIN_TOKEN]
         server.allowed_origins = server.allowed_origins or ["http://127.0.0.1:*", "http://localhost:*"]
         server.demo_page = True
+        bundle = Path("node_modules/@segment/analytics-next/dist/umd")
+        if not server.analytics_next_dir and (bundle / "index.js").exists():  # `npm install @segment/analytics-next`
+            server.analytics_next_dir = str(bundle)
         if not server.admin_users:  # so the /app pages can be opened at once
             from micromoments.server.pages.auth import hash_password
 

@@ -70,6 +70,8 @@ def add_web_routes(app: FastAPI, server: ServerConfig) -> None:
         return Response((STATIC / "micromoments.js").read_bytes(), media_type=_JS,
                         headers={"Cache-Control": _CACHE})
 
+    # Analytics Next loads its own chunks from `<cdnURL>/analytics-next/bundles/`.
+    @app.get("/analytics-next/bundles/{name:path}", include_in_schema=False, response_class=Response)
     @app.get("/js/analytics-next/{name:path}", tags=["web"], summary="Analytics Next's bundle, when configured",
              response_class=Response)
     async def analytics_next_file(name: str) -> Response:
