@@ -41,8 +41,7 @@ from micromoments.server.collector import Collector, Rejected
 from micromoments.server.cors import Cors
 from micromoments.server.endpoints import EVENT_TYPES, Api, FastPath, Result, check_length, dumps, read_asgi_body
 from micromoments.server.security import SecurityHeaders
-from micromoments.server.web import add_web_routes
-from micromoments.server.wire import ROUTES as WIRE_ROUTES
+from micromoments.server.web import add_web_routes, configure_api
 from micromoments.store import Store
 
 __all__ = ["create_app"]
@@ -105,7 +104,7 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
     api = Api(write_keys=WriteKeys(server.write_keys), limiter=RateLimiter(server.rate_limit_per_second),
               event_limit=config.ingest.max_event_bytes, batch_limit=server.max_batch_bytes)
     api.activator = activator
-    _configure_web(api, server, admin)
+    configure_api(api, server, admin)
     sink = log_sink if log_sink is not None else LogSink()
 
     @contextlib.asynccontextmanager
@@ -397,15 +396,6 @@ class _ScaleOut:
                 fn()
             except Exception:
                 log.exception("shutting down %s failed", getattr(fn, "__qualname__", fn))
-
-
-def _configure_web(api: Api, server: ServerConfig, admin: AdminTokens) -> None:
-    """The keys of the other wire formats and the browser-facing limits of /v1/decide."""
-    api.posthog_keys = WriteKeys(server.posthog_keys)
-    api.ga4_secrets = WriteKeys(server.ga4_api_secrets)
-    api.wire_routes = dict(WIRE_ROUTES)
-    api.admin = admin
-    api.decide_limiter = RateLimiter(server.decide_rate_limit_per_second)
 
 
 def _collector_wal(wal_dir: str | Path, server: ServerConfig) -> WriteAheadLog:

@@ -19,11 +19,23 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from micromoments.config import ServerConfig
+from micromoments.server.auth import AdminTokens, RateLimiter, WriteKeys
+from micromoments.server.endpoints import Api
+from micromoments.server.wire import ROUTES as WIRE_ROUTES
 
 STATIC = Path(__file__).with_name("static")
 _JS = "text/javascript; charset=utf-8"
 _TYPES = {".js": _JS, ".map": "application/json", ".json": "application/json"}
 _CACHE = "public, max-age=300"
+
+
+def configure_api(api: Api, server: ServerConfig, admin: AdminTokens) -> None:
+    """Give `api` the keys of the other wire formats and the page limits of /v1/decide."""
+    api.posthog_keys = WriteKeys(server.posthog_keys)
+    api.ga4_secrets = WriteKeys(server.ga4_api_secrets)
+    api.wire_routes = dict(WIRE_ROUTES)
+    api.admin = admin
+    api.decide_limiter = RateLimiter(server.decide_rate_limit_per_second)
 
 
 def settings_body(write_key: str, api_host: str, protocol: str) -> dict[str, Any]:
