@@ -38,10 +38,9 @@ from micromoments.errors import ConfigError
 from micromoments.server import models
 from micromoments.server.auth import AdminTokens, RateLimiter, WriteKeys
 from micromoments.server.collector import Collector, Rejected
-from micromoments.server.cors import Cors
 from micromoments.server.endpoints import EVENT_TYPES, Api, FastPath, Result, check_length, dumps, read_asgi_body
 from micromoments.server.security import SecurityHeaders
-from micromoments.server.web import add_web_routes, configure_api
+from micromoments.server.web import add_web_routes
 from micromoments.store import Store
 
 __all__ = ["create_app"]
@@ -104,7 +103,6 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
     api = Api(write_keys=WriteKeys(server.write_keys), limiter=RateLimiter(server.rate_limit_per_second),
               event_limit=config.ingest.max_event_bytes, batch_limit=server.max_batch_bytes)
     api.activator = activator
-    configure_api(api, server, admin)
     sink = log_sink if log_sink is not None else LogSink()
 
     @contextlib.asynccontextmanager
@@ -179,8 +177,7 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
     # The collector and decide routes are answered here, before FastAPI's routing; the routes
     # below describe them in /openapi.json (and serve them if the middleware is bypassed).
     app.add_middleware(FastPath, api=api)
-    app.add_middleware(Cors, origins=server.allowed_origins)
-    add_web_routes(app, server)
+    add_web_routes(app, server)  # and CORS for the browser-facing routes
     app.add_middleware(SecurityHeaders)  # outermost: CSP, nosniff, no framing on every response
 
     def add_event_route(type_: str) -> None:

@@ -60,8 +60,9 @@ class Cors:
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
                        send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("micromoments.cors"):
             return await self.app(scope, receive, send)
+        scope["micromoments.cors"] = True  # `serve` puts one in front of FastPath and the app has its own
         origin = request_method = request_headers = None
         for name, value in scope["headers"]:
             if name == b"origin":

@@ -20,6 +20,7 @@ from fastapi.responses import Response
 
 from micromoments.config import ServerConfig
 from micromoments.server.auth import AdminTokens, RateLimiter, WriteKeys
+from micromoments.server.cors import Cors
 from micromoments.server.endpoints import Api
 from micromoments.server.wire import ROUTES as WIRE_ROUTES
 
@@ -65,7 +66,10 @@ def _not_found(what: str) -> Response:
 
 
 def add_web_routes(app: FastAPI, server: ServerConfig) -> None:
-    """Register the script, settings, Analytics Next and demo routes on `app`."""
+    """Configure `app.state.api` (`configure_api`), add CORS, and register the script, settings,
+    Analytics Next and demo routes on `app`."""
+    configure_api(app.state.api, server, AdminTokens(server.admin_tokens))
+    app.add_middleware(Cors, origins=server.allowed_origins)
     analytics_next = Path(server.analytics_next_dir).resolve() if server.analytics_next_dir else None
 
     @app.get("/v1/projects/{write_key}/settings", tags=["web"], summary="Analytics Next project settings",

@@ -186,6 +186,6 @@
   // After the page's other deferred scripts (which may set up window.analytics).
   var started = false;
   var once = function () { if (!started) { started = true; start(); } };
-  document.addEventListener("DOMContentLoaded", once);
-  if (document.readyState !== "loading") { setTimeout(once, 0); }
+  if (document.readyState === "complete") { once(); }
+  else { document.addEventListener("DOMContentLoaded", once); window.addEventListener("load", once); }
 })();
