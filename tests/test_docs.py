@@ -138,3 +138,6 @@ def test_docs_site_builds_with_warnings_as_errors(tmp_path: Path) -> None:
         assert (site / page).is_file(), page
     assert "micromoments ingest" in (site / "reference" / "cli.html").read_text(encoding="utf-8")
     assert "Activator" in (site / "reference" / "python.html").read_text(encoding="utf-8")
+    # The site works offline: no page loads fonts or scripts from elsewhere.
+    assert not re.search(r'(src|href)="https?://(?!127\.0\.0\.1)[^"]*\.(js|css)|fonts\.googleapis',
+                         (site / "index.html").read_text(encoding="utf-8"))
