@@ -58,6 +58,20 @@ BAD_CASES: list[tuple[dict, str]] = [
      "properties.revenue"),
     ({"type": "track", "userId": "u", "timestamp": "2026-09-01T00:00:00Z", "properties": [1, 2]}, "properties"),
     ({"type": "track", "userId": "u", "timestamp": "2026-09-01T00:00:00Z", "traits": "vip"}, "traits"),
+    # Outside the accepted ranges (issue 18): these once reached the store and broke the pages.
+    ({"type": "track", "userId": "u", "event": "x", "timestamp": "0001-01-01T00:00:00Z"}, "timestamp"),
+    ({"type": "track", "userId": "u", "event": "x", "timestamp": "1999-12-31T23:00:00Z"}, "timestamp"),
+    ({"type": "track", "userId": "u", "event": "x", "timestamp": "2026-09-01T00:00:00Z",
+      "sentAt": "9999-12-31T23:59:59Z"}, "sentAt"),
+    ({"type": "track", "userId": "u", "event": "x", "timestamp": "2026-09-01T00:00:00Z",
+      "context": {"location": {"latitude": 999, "longitude": 2}}}, "context.location.latitude"),
+    ({"type": "track", "userId": "u", "event": "x", "timestamp": "2026-09-01T00:00:00Z",
+      "properties": {"longitude": -500}}, "properties.longitude"),
+    ({"type": "track", "userId": "u", "event": "x", "timestamp": "2026-09-01T00:00:00Z",
+      "properties": {"latitude": "nan"}}, "properties.latitude"),
+    ({"type": "track", "userId": "u", "event": "x", "timestamp": "2026-09-01T00:00:00Z",
+      "properties": {"revenue": "inf"}}, "properties.revenue"),
+    ({"type": "track", "userId": "", "event": "x", "timestamp": "2026-09-01T00:00:00Z"}, "userId"),
 ]
 
 

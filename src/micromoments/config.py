@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -32,6 +33,22 @@ class IngestConfig:
     chunk_lines: int = 250_000
     # Events stamped further than this into the future are quarantined.
     max_future_skew_hours: float = 24.0
+    # Events timed before this (after clock-skew correction), or with a sentAt before it, are
+    # quarantined; the end of the accepted range is now + max_future_skew_hours. ISO date or time, UTC.
+    min_timestamp: str = "2000-01-01"
+
+    def min_time(self) -> dt.datetime:
+        """`min_timestamp` as a naive UTC datetime; `ConfigError` when it is not an ISO date or time.
+
+        >>> IngestConfig(min_timestamp="2015-06-01T00:00:00Z").min_time()
+        datetime.datetime(2015, 6, 1, 0, 0)
+        """
+        try:
+            parsed = dt.datetime.fromisoformat(self.min_timestamp.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(f"min_timestamp {self.min_timestamp!r} is not an ISO date or time",
+                              where="[ingest] min_timestamp", hint='e.g. min_timestamp = "2000-01-01"') from None
+        return parsed.astimezone(dt.timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
     max_event_bytes: int = 32 * 1024
     # DuckDB's memory cap while ingesting: it spills instead of growing, so memory stays
     # flat on files far bigger than RAM (and the cap made ingest no slower in our runs).
@@ -268,5 +285,6 @@ def load_config(path: str | Path | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}", where=str(path)) from exc
     cfg = _build(Config, data, str(path))
+    cfg.ingest.min_time()  # a bad date fails here, naming the key, not at the first event
     cfg.source_path = str(path)
     return cfg

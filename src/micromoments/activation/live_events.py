@@ -32,12 +32,15 @@ from micromoments.errors import InputError
 from micromoments.events.model import (
     CHANNELS,
     EVENT_TYPES,
+    LATITUDE_RANGE,
+    LONGITUDE_RANGE,
+    MIN_TIMESTAMP,
     MEDIUM_CHANNELS,
     QUERY_URL_PARAMETERS,
     REFERRER_CHANNELS,
 )
 
-__all__ = ["canonical_event", "validate_event", "parse_time", "event_error"]
+__all__ = ["canonical_event", "validate_event", "parse_time", "event_error", "time_error"]
 
 _EPOCH = dt.datetime(1970, 1, 1)
 _CHANNEL_SET = frozenset(CHANNELS)
@@ -216,14 +219,56 @@ def _type_error(raw: dict[str, Any], props: dict[str, Any], ctx: dict[str, Any],
     return None
 
 
+def _range_error(props: dict[str, Any], loc: dict[str, Any]) -> InputError | None:
+    """The first coordinate outside its range or amount that is not finite (as `events.sql` checks)."""
+    for name, bounds in (("latitude", LATITUDE_RANGE), ("longitude", LONGITUDE_RANGE)):
+        for path, value in ((f"context.location.{name}", loc.get(name)), (f"properties.{name}", props.get(name))):
+            n = _num(value)
+            if n is not None:
+                if not bounds[0] <= n <= bounds[1]:  # NaN fails this too
+                    return _reject(path, f"{n:g} is outside {bounds[0]:g}..{bounds[1]:g}",
+                                   hint="send decimal degrees, or leave the field out")
+                break  # the first one present is the one the row keeps
+    for key in ("revenue", "total", "value"):
+        n = _num(props.get(key))
+        if n is not None:
+            if not math.isfinite(n):
+                return _reject(f"properties.{key}", f"{n} is not a finite number")
+            break
+    return None
+
+
+def time_error(key: str, value: Any) -> InputError:
+    """Why `value` is not a time, in words that fit what was sent (an epoch number or text).
+
+    >>> time_error("timestamp", "99999").message
+    'timestamp: timestamp 99999 is a number below 1e9, which is not read as an epoch (before 2001-09-09 in seconds)'
+    """
+    text = _text(value) or ""
+    n = _to_double(text)
+    if n is not None:
+        why = ("is a number below 1e9, which is not read as an epoch (before 2001-09-09 in seconds)"
+               if abs(n) <= 1e9 else "is an epoch beyond the year 9999")
+        return _reject(key, f"{key} {text[:40]} {why}",
+                       hint="send ISO-8601 such as 2026-09-01T10:00:00.000Z, or epoch seconds/ms/µs after 2001")
+    return _reject(key, f"{key} is not ISO-8601 or epoch: {text[:40]}", hint="send e.g. 2026-09-01T10:00:00.000Z")
+
+
+def _out_of_range(key: str, when: dt.datetime | str, earliest: dt.datetime, max_future_hours: float) -> InputError:
+    shown = when.isoformat() + "Z" if isinstance(when, dt.datetime) else when
+    return _reject(key, f"{key} {shown} is outside the accepted range {earliest:%Y-%m-%d} to now + "
+                        f"{max_future_hours:g} h",
+                   hint="check the device clock; [ingest] min_timestamp and max_future_skew_hours set the range")
+
+
 def _checked(raw: Any, received_at: dt.datetime | None, now: dt.datetime | None,
-             max_future_hours: float) -> tuple:
+             max_future_hours: float, min_time: dt.datetime = MIN_TIMESTAMP) -> tuple:
     """Every rule by which the SQL ingest quarantines a row; returns what the mapping reuses."""
     if not isinstance(raw, dict):
         raise _reject("event", "expected a JSON object, got " + ("array" if isinstance(raw, list) else "a value"))
     props, ctx = _obj(raw.get("properties")), _obj(raw.get("context"))
     page, loc = _obj(ctx.get("page")), _obj(ctx.get("location"))
-    err = _type_error(raw, props, ctx, loc)
+    err = _type_error(raw, props, ctx, loc) or _range_error(props, loc)
     if err is not None:
         raise err
     type_raw = raw.get("type")
@@ -241,17 +286,26 @@ def _checked(raw: Any, received_at: dt.datetime | None, now: dt.datetime | None,
     if ts_original is None:
         ts_original = parse_time(raw.get("timestamp"))
     if ts_original is None:
-        raise _reject("timestamp", f"timestamp is not ISO-8601 or epoch: {_text(ts_value)}")
+        raise time_error("timestamp", ts_value)
     sent_at = parse_time(raw.get("sentAt"))
     if received_at is None:
         received_at = parse_time(raw.get("receivedAt"))
-    # Clock-skew correction, as Segment does: the device's offset is (sentAt - receivedAt).
-    ts = received_at - (sent_at - ts_original) if sent_at is not None and received_at is not None else ts_original
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    if ts > now + dt.timedelta(seconds=int(max_future_hours * 3600)):
+    latest = now + dt.timedelta(seconds=int(max_future_hours * 3600))
+    if sent_at is not None and not min_time <= sent_at <= latest:
+        raise _out_of_range("sentAt", sent_at, min_time, max_future_hours)
+    # Clock-skew correction, as Segment does: the device's offset is (sentAt - receivedAt).
+    try:
+        ts = received_at - (sent_at - ts_original) if sent_at is not None and received_at is not None else ts_original
+    except OverflowError:  # corrected past the year 9999
+        raise _out_of_range("timestamp", "after 9999-12-31", min_time, max_future_hours) from None
+    if ts > latest:
         raise _reject("timestamp", f"timestamp {ts:%Y-%m-%dT%H:%M:%SZ} is in the future",
                       hint="check the device clock or send sentAt so it can be corrected")
-    anonymous_id, user_id = _text(raw.get("anonymousId")), _text(raw.get("userId"))
+    if ts < min_time:
+        raise _out_of_range("timestamp", ts, min_time, max_future_hours)
+    # An empty id is no id (Segment's SDKs send "" for a signed-out user).
+    anonymous_id, user_id = _text(raw.get("anonymousId")) or None, _text(raw.get("userId")) or None
     previous_id = _text(raw.get("previousId"))
     if anonymous_id is None and user_id is None:
         raise _reject("userId", "neither anonymousId nor userId is set")
@@ -261,7 +315,7 @@ def _checked(raw: Any, received_at: dt.datetime | None, now: dt.datetime | None,
 
 
 def validate_event(raw: Any, *, now: dt.datetime | None = None, received_at: dt.datetime | None = None,
-                   max_future_hours: float = 24.0) -> None:
+                   max_future_hours: float = 24.0, min_time: dt.datetime = MIN_TIMESTAMP) -> None:
     """Raise `InputError` (with `.field`) if the SQL ingest would quarantine this event.
 
     The collector's check: cheaper than `canonical_event`, which also builds the row.
@@ -272,17 +326,18 @@ def validate_event(raw: Any, *, now: dt.datetime | None = None, received_at: dt.
     ...
     micromoments.errors.InputError: userId: neither anonymousId nor userId is set
     """
-    _checked(raw, received_at, now, max_future_hours)
+    _checked(raw, received_at, now, max_future_hours, min_time)
 
 
-def event_error(raw: Any, *, now: dt.datetime | None = None, max_future_hours: float = 24.0) -> InputError | None:
+def event_error(raw: Any, *, now: dt.datetime | None = None, max_future_hours: float = 24.0,
+                min_time: dt.datetime = MIN_TIMESTAMP) -> InputError | None:
     """Why the SQL ingest would quarantine this event, as an `InputError` naming the field; else None.
 
     >>> event_error({"type": "track", "userId": "u1"}).field
     'timestamp'
     """
     try:
-        canonical_event(raw, received_at=None, now=now, max_future_hours=max_future_hours)
+        canonical_event(raw, received_at=None, now=now, max_future_hours=max_future_hours, min_time=min_time)
     except InputError as exc:
         return exc
     return None
@@ -296,6 +351,7 @@ def canonical_event(
     max_future_hours: float = 24.0,
     raw_text: bytes | None = None,
     source: str = "api",
+    min_time: dt.datetime = MIN_TIMESTAMP,
 ) -> dict[str, Any]:
     """The `events` row of one Segment-shaped event (properties/context/traits as dicts).
 
@@ -305,7 +361,7 @@ def canonical_event(
     when none was sent.
     """
     props, ctx, page, loc, type_, ts, sent_at, received_at, anonymous_id, user_id, previous_id = _checked(
-        raw, received_at, now, max_future_hours)
+        raw, received_at, now, max_future_hours, min_time)
     message_id = _text(raw.get("messageId"))
     if message_id is None:
         text = raw_text if raw_text is not None else orjson.dumps(raw)

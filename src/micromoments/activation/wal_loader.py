@@ -35,6 +35,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from micromoments.activation.quarantine_log import QuarantineLog
 from micromoments.activation.wal import WriteAheadLog
 from micromoments.config import Config
 from micromoments.store import Store
@@ -130,8 +131,10 @@ class StoreLoader:
     """
 
     def __init__(self, wal: WriteAheadLog, db_path: str | Path, *, config: Config | None = None,
-                 interval_ms: int = 1000, log_sink: LogSink | None = None, store: Store | None = None):
+                 interval_ms: int = 1000, log_sink: LogSink | None = None, store: Store | None = None,
+                 quarantine: QuarantineLog | None = None):
         self.wal = wal
+        self.quarantine_log = quarantine  # events the collector refused, for the `quarantine` table
         self.db_path = str(db_path)
         self.config = config or Config()
         self.interval_s = interval_ms / 1000.0
@@ -182,6 +185,9 @@ class StoreLoader:
             if rotate:
                 self.wal.rotate()
             result = self._load_segments()
+            refused = self._load_refused()
+            result["quarantined"] += refused
+            self.quarantined += refused
             result["log_rows"] = self._write_logs()
             self.rounds += 1
             self.last_round_seconds = time.perf_counter() - started
@@ -218,6 +224,18 @@ class StoreLoader:
         self.quarantined += counts[2]
         out.update(loaded=counts[0], duplicates=counts[1], quarantined=counts[2], segments=len(segments))
         return out
+
+    def _load_refused(self) -> int:
+        """Insert the events the collector refused (`QuarantineLog`) into `quarantine`."""
+        if self.quarantine_log is None:
+            return 0
+        rows = self.quarantine_log.take()
+        if rows:
+            self.store.duck.executemany(
+                "INSERT INTO quarantine VALUES ('api', ?, ?, ?, ?, now()::TIMESTAMP)",
+                [[r.get("line"), r.get("field"), r.get("reason"), r.get("raw")] for r in rows])
+        self.quarantine_log.done()
+        return len(rows)
 
     def _ingest(self, path: Path) -> tuple[int, int, int]:
         con = self.store.duck

@@ -11,6 +11,8 @@ They are plain data, so the batch path (SQL in `events/sql.py`) and the live pat
 
 from __future__ import annotations
 
+import datetime as dt
+
 EVENT_TYPES: tuple[str, ...] = ("track", "page", "screen", "identify", "alias", "group")
 
 CHANNELS: tuple[str, ...] = (
@@ -40,6 +42,15 @@ REFERRER_CHANNELS: tuple[tuple[str, str], ...] = (
 
 # URL query parameters that carry a site-search query, in order of preference.
 QUERY_URL_PARAMETERS: tuple[str, ...] = ("q", "query", "search", "search_query", "s", "keyword", "k", "term")
+
+# The accepted range of an event's time, after clock-skew correction, and of `sentAt`: from
+# `[ingest] min_timestamp` (this default) to now + `[ingest] max_future_skew_hours`. Rows outside
+# are quarantined; a year-1 or year-9999 time must never reach the analytics.
+MIN_TIMESTAMP = dt.datetime(2000, 1, 1)
+# Coordinates outside these ranges are quarantined (a latitude of 999 is a bug, not a place).
+LATITUDE_RANGE = (-90.0, 90.0)
+LONGITUDE_RANGE = (-180.0, 180.0)
+
 
 # Property names that carry a search query in track events (Segment, PostHog, GA4).
 QUERY_PROPERTIES: tuple[str, ...] = ("query", "search", "$search", "q", "search_term", "keyword")

@@ -8,7 +8,18 @@ row is rejected. The rules are the data in `events/model.py`.
 
 from __future__ import annotations
 
-from micromoments.events.model import MEDIUM_CHANNELS, QUERY_URL_PARAMETERS, REFERRER_CHANNELS, CHANNELS, EVENT_TYPES
+import datetime as dt
+
+from micromoments.events.model import (
+    CHANNELS,
+    EVENT_TYPES,
+    LATITUDE_RANGE,
+    LONGITUDE_RANGE,
+    MEDIUM_CHANNELS,
+    MIN_TIMESTAMP,
+    QUERY_URL_PARAMETERS,
+    REFERRER_CHANNELS,
+)
 
 # Columns every reader's mapping produces (all VARCHAR unless noted).
 MAPPED_COLUMNS: tuple[str, ...] = (
@@ -95,36 +106,62 @@ def query_from_url_sql(url: str = "page_url") -> str:
     )
 
 
-def finish_sql(mapped: str, *, now_sql: str, max_future_hours: float, source: str) -> str:
+def finish_sql(mapped: str, *, now_sql: str, max_future_hours: float, source: str,
+               min_time: dt.datetime = MIN_TIMESTAMP) -> str:
     """SELECT producing canonical event columns plus `_reason`/`_field` for rejects.
 
-    `mapped` names a relation with MAPPED_COLUMNS. `now_sql` is a SQL timestamp literal.
+    `mapped` names a relation with MAPPED_COLUMNS. `now_sql` is a SQL timestamp literal. Times
+    (after clock-skew correction) and `sentAt` must lie from `min_time` to now + `max_future_hours`.
     """
     src = sql_literal(source)
-    ts = ("CASE WHEN sent_at IS NOT NULL AND received_at IS NOT NULL AND ts_original IS NOT NULL "
+    earliest = f"TIMESTAMP '{min_time.isoformat(sep=' ')}'"
+    latest = f"{now_sql} + INTERVAL {int(max_future_hours * 3600)} SECOND"
+    sent_ok = f"sent_at BETWEEN {earliest} AND {latest}"
+    ts = (f"CASE WHEN sent_at IS NOT NULL AND received_at IS NOT NULL AND ts_original IS NOT NULL AND {sent_ok} "
           "THEN received_at - (sent_at - ts_original) ELSE ts_original END")
+    in_range = (f"'is outside the accepted range {min_time:%Y-%m-%d} to now + {max_future_hours:g} h "
+                "([ingest] min_timestamp, max_future_skew_hours)'")
+    # A NUL character: text fields hold it decoded, the JSON columns as the escape \\u0000.
+    nul = ("(contains(concat(event, name, message_id, anonymous_id, user_id, previous_id, page_url, page_path, "
+           "page_title, query, referrer), chr(0)) OR contains(concat(properties, traits, context), '\\u0000'))")
+    lat_lo, lat_hi = LATITUDE_RANGE
+    lon_lo, lon_hi = LONGITUDE_RANGE
     types = tuple(EVENT_TYPES)
     return f"""
     SELECT *,
       CASE
         WHEN doc_error IS NOT NULL THEN NULL
         WHEN type_error IS NOT NULL THEN split_part(type_error, ':', 1)
+        WHEN {nul} THEN 'text'
+        WHEN lat IS NOT NULL AND NOT (lat BETWEEN {lat_lo} AND {lat_hi}) THEN 'latitude'
+        WHEN lon IS NOT NULL AND NOT (lon BETWEEN {lon_lo} AND {lon_hi}) THEN 'longitude'
+        WHEN revenue IS NOT NULL AND NOT isfinite(revenue) THEN 'revenue'
         WHEN type IS NULL OR type NOT IN {types!r} THEN 'type'
         WHEN ts_missing THEN 'timestamp'
         WHEN ts IS NULL THEN 'timestamp'
-        WHEN ts > {now_sql} + INTERVAL {int(max_future_hours * 3600)} SECOND THEN 'timestamp'
+        WHEN sent_at IS NOT NULL AND NOT ({sent_ok}) THEN 'sentAt'
+        WHEN ts > {latest} THEN 'timestamp'
+        WHEN ts < {earliest} THEN 'timestamp'
         WHEN anonymous_id IS NULL AND user_id IS NULL THEN 'userId'
         WHEN type = 'alias' AND (previous_id IS NULL OR user_id IS NULL) THEN 'previousId'
       END AS _field,
       CASE
         WHEN doc_error IS NOT NULL THEN doc_error
         WHEN type_error IS NOT NULL THEN 'wrong type: ' || type_error
+        WHEN {nul} THEN 'the event contains a NUL character (\\u0000)'
+        WHEN lat IS NOT NULL AND NOT (lat BETWEEN {lat_lo} AND {lat_hi})
+          THEN 'latitude ' || lat || ' is outside {lat_lo:g}..{lat_hi:g}'
+        WHEN lon IS NOT NULL AND NOT (lon BETWEEN {lon_lo} AND {lon_hi})
+          THEN 'longitude ' || lon || ' is outside {lon_lo:g}..{lon_hi:g}'
+        WHEN revenue IS NOT NULL AND NOT isfinite(revenue) THEN 'revenue ' || revenue || ' is not a finite number'
         WHEN type IS NULL THEN 'missing event type'
         WHEN type NOT IN {types!r} THEN 'unknown type ' || type || ' (expected one of {", ".join(types)})'
         WHEN ts_missing THEN 'missing timestamp'
         WHEN ts IS NULL THEN 'timestamp is not ISO-8601 or epoch: ' || coalesce(ts_text, 'null')
-        WHEN ts > {now_sql} + INTERVAL {int(max_future_hours * 3600)} SECOND
+        WHEN sent_at IS NOT NULL AND NOT ({sent_ok}) THEN 'sentAt ' || sent_at || ' ' || {in_range}
+        WHEN ts > {latest}
           THEN 'timestamp ' || strftime(ts, '%Y-%m-%dT%H:%M:%SZ') || ' is in the future'
+        WHEN ts < {earliest} THEN 'timestamp ' || ts || ' ' || {in_range}
         WHEN anonymous_id IS NULL AND user_id IS NULL THEN 'neither anonymousId nor userId is set'
         WHEN type = 'alias' AND (previous_id IS NULL OR user_id IS NULL) THEN 'alias needs previousId and userId'
       END AS _reason
@@ -132,8 +169,8 @@ def finish_sql(mapped: str, *, now_sql: str, max_future_hours: float, source: st
       SELECT
         line_no, raw, doc_error, type_error,
         coalesce(message_id, 'h:' || md5(raw)) AS message_id,
-        coalesce(user_id, anonymous_id) AS person_id,
-        anonymous_id, user_id, previous_id, type, event, name,
+        coalesce(nullif(user_id, ''), nullif(anonymous_id, '')) AS person_id,
+        nullif(anonymous_id, '') AS anonymous_id, nullif(user_id, '') AS user_id, previous_id, type, event, name,
         {ts} AS ts, ts_missing, ts_text,
         sent_at, received_at,
         {channel_sql()} AS channel,

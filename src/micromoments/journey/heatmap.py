@@ -91,5 +91,8 @@ def heatmap_for(events: ir.Table, moments_only: bool = False) -> ir.Table:
     found = found[found.lo.notna()]
     if found.empty:
         return heatmap(events, None, moments_only)
-    offsets = utc_offsets(found.timezone.dropna().tolist(), int(found.lo.min()), int(found.hi.max()))
+    # Offsets for 1970-2100 at most: a year-1 or year-9999 time (bad data) stays in UTC instead of
+    # overflowing the time-zone arithmetic or looping over millennia.
+    lo, hi = max(int(found.lo.min()), 1970), min(int(found.hi.max()), 2100)
+    offsets = utc_offsets(found.timezone.dropna().tolist(), min(lo, hi), max(lo, hi))
     return heatmap(events, offsets, moments_only)

@@ -31,10 +31,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from micromoments.activation.bus import EventBus, RedisStreamsBus, WalShipper, make_bus, partition_of
 from micromoments.activation.live_events import canonical_event
+from micromoments.activation.quarantine_log import QuarantineLog
 from micromoments.activation.wal import WriteAheadLog
 from micromoments.activation.wal_loader import LogForwarder, LogSink, StoreLoader
 from micromoments.config import Config, ServerConfig
-from micromoments.errors import ConfigError
+from micromoments.errors import ConfigError, InputError
 from micromoments.server import models
 from micromoments.server.auth import AdminTokens, RateLimiter, WriteKeys
 from micromoments.server.collector import Collector, Rejected
@@ -119,9 +120,10 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
                 parts.close()
             return
         wal = _collector_wal(wal_dir, server)
+        refused = QuarantineLog(wal_dir, fsync=server.fsync)
         the_bus = bus if bus is not None else make_bus(server.bus)
         loader = StoreLoader(wal, store_path, config=config, interval_ms=server.flush_interval_ms, log_sink=sink,
-                             store=opened.pop() if opened else None)
+                             store=opened.pop() if opened else None, quarantine=refused)
         if wal.recovered_segments:
             log.info("loading %d WAL segment(s) left by the last run", len(wal.recovered_segments))
         loader.start()
@@ -132,7 +134,8 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
         app.state.loader = loader
         app.state.collector = api.collector = Collector(
             wal, the_bus, max_event_bytes=api.event_limit,
-            max_future_hours=config.ingest.max_future_skew_hours, dedupe_window=server.dedupe_window)
+            max_future_hours=config.ingest.max_future_skew_hours, dedupe_window=server.dedupe_window,
+            min_time=config.ingest.min_time(), quarantine=refused)
         # Everything loaded so far (libraries, models, playbooks) lives as long as the process:
         # keep it out of the garbage collector's full passes, which would otherwise stall
         # requests for tens of milliseconds.
@@ -268,7 +271,7 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
             loader = _NoLoader(state.shipper)
         return _json({"role": state.role,
             "requests": api.requests, "events_accepted": collector.events_accepted,
-            "duplicates": collector.duplicates, "rejected": api.rejected,
+            "duplicates": collector.duplicates, "rejected": api.rejected, "refused_events": collector.refused,
             "sources": dict(collector.by_source),
             "wal": {"appends": wal.appends, "group_commits": wal.groups, "bytes": wal.bytes_written,
                     "segment": wal.current_seq, "pending_segments": loader.pending_segments(),
@@ -349,6 +352,7 @@ def live_handler(on_event: Callable[[dict[str, Any]], Any], config: Config, *,
     remembers that many messageIds and skips repeats (the Redis bus delivers at least once).
     """
     max_future = config.ingest.max_future_skew_hours
+    min_time = config.ingest.min_time()
     index, count = partition
     seen: collections.OrderedDict[str, None] = collections.OrderedDict()
 
@@ -363,7 +367,12 @@ def live_handler(on_event: Callable[[dict[str, Any]], Any], config: Config, *,
                 seen[mid] = None
                 if len(seen) > dedupe:
                     seen.popitem(last=False)
-        on_event(canonical_event(event, received_at=None, max_future_hours=max_future))
+        try:
+            row = canonical_event(event, received_at=None, max_future_hours=max_future, min_time=min_time)
+        except InputError as exc:  # the collector checked it; a rule changed since (a restart): skip it
+            log.warning("live path skipped event %s: %s", event.get("messageId"), exc)
+            return
+        on_event(row)
 
     return handle
 
@@ -424,9 +433,12 @@ def _start_scale_out(app: FastAPI, api: Api, config: Config, role: str, wal_dir:
         log.info("shipping %d WAL segment(s) left by the last run", len(wal.recovered_segments))
     shipper.start()
     app.state.wal, app.state.shipper, app.state.bus = wal, shipper, out_bus
+    # Refused events stay in <wal_dir>/quarantine.jsonl here (no store in this process): load them
+    # with `micromoments ingest` if needed (docs/security.md).
     api.collector = Collector(wal, None, max_event_bytes=api.event_limit,
                               max_future_hours=config.ingest.max_future_skew_hours,
-                              dedupe_window=server.dedupe_window)
+                              dedupe_window=server.dedupe_window, min_time=config.ingest.min_time(),
+                              quarantine=QuarantineLog(wal_dir, fsync=server.fsync))
     app.state.collector = api.collector
     parts.closers += [wal.close, shipper.close]  # acknowledged groups reach the stream before we stop
     loader = None

@@ -23,22 +23,26 @@ import contextlib
 import datetime as dt
 import gc
 import hashlib
+import math
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
 from micromoments.activation.bus import EventBus
-from micromoments.activation.live_events import parse_time, validate_event
+from micromoments.activation.live_events import parse_time, time_error, validate_event
+from micromoments.activation.quarantine_log import QuarantineLog
 from micromoments.activation.wal import WriteAheadLog
 from micromoments.errors import InputError
-from micromoments.events.model import EVENT_TYPES  # the Segment calls the collector takes
+from micromoments.events.model import EVENT_TYPES, LATITUDE_RANGE, LONGITUDE_RANGE, MIN_TIMESTAMP
 
 _FAST_TYPES = frozenset(EVENT_TYPES)
 _NUMBER = (int, float)  # `type(v) in _NUMBER`: bool is not accepted, as in the SQL mapping
 # The properties the SQL mapping reads as numbers (`live_events._type_error` checks the same).
 _NUMBER_PROPERTIES = frozenset(("latitude", "longitude", "revenue", "total", "value"))
 _COORDINATES = ("latitude", "longitude")  # of `context.location`
+_RANGES = (("latitude", LATITUDE_RANGE), ("longitude", LONGITUDE_RANGE))
+_NUL = b"\\u0000"  # how orjson writes a NUL character: refused (`events.sql` quarantines it too)
 
 
 class Rejected(Exception):
@@ -140,8 +144,24 @@ def _numbers_or_absent(obj: dict[str, Any], keys: Any) -> bool:
     return True
 
 
+def _in_ranges(props: dict[str, Any] | None, loc: dict[str, Any] | None) -> bool:
+    """Whether the coordinates and amounts (already known to be numbers) are in range and finite."""
+    for obj in (loc, props):
+        if obj:
+            for key, (lo, hi) in _RANGES:
+                value = obj.get(key)
+                if value is not None and not lo <= value <= hi:
+                    return False
+    if props:
+        for key in ("revenue", "total", "value"):
+            value = props.get(key)
+            if value is not None and not math.isfinite(value):
+                return False
+    return True
+
+
 def _fast_line(raw: dict[str, Any], received_at: dt.datetime, received_iso: str, sent_at: Any,
-               latest: dt.datetime, max_line: int) -> bytes | None:
+               latest: dt.datetime, max_line: int, earliest: dt.datetime = MIN_TIMESTAMP) -> bytes | None:
     """The WAL line of a plain, valid event, stamped as `Collector.prepare` stamps it; else None.
 
     None means "not sure": the caller then applies the full rules, which accept the event or
@@ -157,7 +177,7 @@ def _fast_line(raw: dict[str, Any], received_at: dt.datetime, received_iso: str,
     if type(type_) is not str or type_ not in _FAST_TYPES or type(get("messageId")) is not str:
         return None
     anonymous_id, user_id, previous_id = get("anonymousId"), get("userId"), get("previousId")
-    if anonymous_id is None and user_id is None:
+    if not anonymous_id and not user_id:  # none, or "" (no id): the full rules say which
         return None
     for value in (anonymous_id, user_id, previous_id):
         if value is not None and type(value) is not str:
@@ -175,7 +195,8 @@ def _fast_line(raw: dict[str, Any], received_at: dt.datetime, received_iso: str,
         if type(props) is not dict:
             return None
         # Most events have none of these keys: one set test spares the loop.
-        if not _NUMBER_PROPERTIES.isdisjoint(props) and not _numbers_or_absent(props, _NUMBER_PROPERTIES):
+        if not _NUMBER_PROPERTIES.isdisjoint(props) and (not _numbers_or_absent(props, _NUMBER_PROPERTIES)
+                                                         or not _in_ranges(props, None)):
             return None
     if ctx is not None:
         if type(ctx) is not dict:
@@ -186,7 +207,7 @@ def _fast_line(raw: dict[str, Any], received_at: dt.datetime, received_iso: str,
         if loc is not None:
             if type(loc) is not dict:
                 return None
-            if not _numbers_or_absent(loc, _COORDINATES):
+            if not _numbers_or_absent(loc, _COORDINATES) or not _in_ranges(None, loc):
                 return None
     # Times: what `prepare` defaults, then `validate_event`'s clock-skew correction.
     ts, original = get("timestamp"), get("originalTimestamp")
@@ -205,10 +226,13 @@ def _fast_line(raw: dict[str, Any], received_at: dt.datetime, received_iso: str,
         sent = sent_at
     if sent is not None:
         sent_time = parse_time(sent)
-        if sent_time is None:
+        if sent_time is None or not earliest <= sent_time <= latest:
             return None
-        when = received_at - (sent_time - when)
-    if when > latest:
+        try:
+            when = received_at - (sent_time - when)
+        except OverflowError:
+            return None
+    if when > latest or when < earliest:
         return None
     # Stamp as `prepare` does, in the same order (same bytes in the WAL).
     if "writeKey" in raw:
@@ -218,8 +242,11 @@ def _fast_line(raw: dict[str, Any], received_at: dt.datetime, received_iso: str,
     if sent_at is not None and get("sentAt") is None:
         raw["sentAt"] = sent_at
     raw["receivedAt"] = received_iso
-    line = orjson.dumps(raw)
-    if len(line) > max_line:
+    try:
+        line = orjson.dumps(raw)
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes: the full rules say so
+        return None
+    if len(line) > max_line or _NUL in line:
         return None
     return line + b"\n"
 
@@ -257,11 +284,15 @@ class Collector:
     """Validation + idempotency + durability + fan-out for Segment events."""
 
     def __init__(self, wal: WriteAheadLog, bus: EventBus | None, *, max_event_bytes: int = 32 * 1024,
-                 max_future_hours: float = 24.0, dedupe_window: int = 1_000_000):
+                 max_future_hours: float = 24.0, dedupe_window: int = 1_000_000,
+                 min_time: dt.datetime = MIN_TIMESTAMP, quarantine: QuarantineLog | None = None):
         self.wal = wal
         self.bus = bus
         self.max_event_bytes = max_event_bytes
         self.max_future_hours = max_future_hours
+        self.min_time = min_time  # with max_future_hours: the accepted range of event times
+        self.quarantine = quarantine  # where refused events go (None: they are only counted)
+        self.refused = 0
         self.dedupe = DedupeWindow(dedupe_window)
         self.events_accepted = 0
         self.duplicates = 0
@@ -277,8 +308,10 @@ class Collector:
         return self.bus is not None and getattr(self.bus, "publish_lines", None) is None
 
     def prepare_batch(self, items: list[Any], *, received_at: dt.datetime, received_iso: str,
-                      sent_at: Any = None, keep_events: bool = True) -> list[tuple[bytes, str, Any]]:
-        """`prepare` for every item of a batch, in order; the first bad item raises `Rejected`.
+                      sent_at: Any = None, keep_events: bool = True,
+                      rejects: list[tuple[int, Rejected, Any]] | None = None) -> list[tuple[bytes, str, Any]]:
+        """`prepare` for every item of a batch, in order; a bad item raises `Rejected`, or with
+        `rejects` is appended there as (index, why, item) and the rest go on.
 
         Plain events take `_fast_line`; any other item goes through `prepare_full`, whose error
         names it (`batch[3].userId`). With `keep_events=False` the tuples hold None instead
@@ -299,20 +332,27 @@ class Collector:
         >>> c.wal.close()
         """
         latest = self._latest(received_at)
+        earliest = self.min_time
         max_line = self.max_event_bytes + 200
         out = []
         append = out.append
         for i, item in enumerate(items):
-            if type(item) is dict:
-                line = _fast_line(item, received_at, received_iso, sent_at, latest, max_line)
-                if line is not None:
-                    append((line, item["messageId"], item if keep_events else None))
-                    continue
-                if item.get("type") is None:
-                    raise Rejected(400, "missing event type", f"batch[{i}].type",
-                                   hint=f"one of {', '.join(EVENT_TYPES)}")
-            line, mid, event = self.prepare_full(item, received_at=received_at, received_iso=received_iso,
-                                                 sent_at=sent_at, where=f"batch[{i}].")
+            try:
+                if type(item) is dict:
+                    line = _fast_line(item, received_at, received_iso, sent_at, latest, max_line, earliest)
+                    if line is not None:
+                        append((line, item["messageId"], item if keep_events else None))
+                        continue
+                    if item.get("type") is None:
+                        raise Rejected(400, "missing event type", f"batch[{i}].type",
+                                       hint=f"one of {', '.join(EVENT_TYPES)}")
+                line, mid, event = self.prepare_full(item, received_at=received_at, received_iso=received_iso,
+                                                     sent_at=sent_at, where=f"batch[{i}].")
+            except Rejected as exc:
+                if rejects is None:
+                    raise
+                rejects.append((i, exc, item))
+                continue
             append((line, mid, event if keep_events else None))
         return out
 
@@ -328,7 +368,7 @@ class Collector:
             if forced_type is not None:
                 raw["type"] = forced_type
             line = _fast_line(raw, received_at, received_iso, sent_at, self._latest(received_at),
-                              self.max_event_bytes + 200)
+                              self.max_event_bytes + 200, self.min_time)
             if line is not None:
                 return line, raw["messageId"], raw
         return self.prepare_full(raw, received_at=received_at, received_iso=received_iso, sent_at=sent_at,
@@ -341,6 +381,14 @@ class Collector:
         if not isinstance(raw, dict):
             got = "array" if isinstance(raw, list) else type(raw).__name__
             raise Rejected(400, f"expected a JSON object, got {got}", where.rstrip(".") or "body")
+        try:
+            text = orjson.dumps(raw)
+        except orjson.JSONEncodeError as exc:  # the parser reads 1,024 levels, the writer 254
+            raise Rejected(400, f"the event cannot be stored: {exc}", where.rstrip(".") or "body",
+                           hint="nest properties at most 250 levels deep") from None
+        if _NUL in text:
+            raise Rejected(400, "the event contains a NUL character (\\u0000)", where.rstrip(".") or "body",
+                           hint="remove U+0000 from the text fields")
         if forced_type is not None:
             given = raw.get("type")
             if given is not None and given != forced_type:
@@ -368,13 +416,14 @@ class Collector:
         for key in ("sentAt", "originalTimestamp", "timestamp"):
             value = raw.get(key)
             if value is not None and parse_time(value) is None:
-                raise Rejected(400, f"{key} is not ISO-8601 or an epoch in years 1-9999: {str(value)[:40]}",
-                               f"{where}{key}", hint="send e.g. 2026-09-01T10:00:00.000Z")
+                err = time_error(key, value)
+                raise Rejected(400, err.message.split(": ", 1)[-1], f"{where}{key}", err.hint)
         if raw["type"] == "track" and not raw.get("event"):
             raise Rejected(400, "track needs an event name", f"{where}event",
                            hint="e.g. {\"event\": \"Products Searched\"}")
         try:
-            validate_event(raw, received_at=received_at, now=received_at, max_future_hours=self.max_future_hours)
+            validate_event(raw, received_at=received_at, now=received_at, max_future_hours=self.max_future_hours,
+                           min_time=self.min_time)
         except InputError as exc:
             field = getattr(exc, "field", None)
             raise Rejected(400, exc.message.split(": ", 1)[-1] if field else exc.message,

@@ -152,8 +152,12 @@ class Api:
                 raw = parse_json(body)
             collector = self._collector()
             received_at, received_iso = received_now()
-            prepared = collector.prepare(raw, received_at=received_at, received_iso=received_iso,
-                                         event_bytes=body, forced_type=kind)
+            try:
+                prepared = collector.prepare(raw, received_at=received_at, received_iso=received_iso,
+                                             event_bytes=body, forced_type=kind)
+            except Rejected as exc:  # kept in the quarantine with its reason, as the ingest would
+                await self._refuse(collector, [(0, exc, raw)], source)
+                raise
             await collector.accept([prepared], source=source)
         except Rejected as exc:
             return self.reject(exc)
@@ -163,15 +167,22 @@ class Api:
         return 200, SUCCESS, None
 
     async def batch(self, auth: str | None, body: bytes) -> Result:
-        """POST /v1/batch: all events or none."""
+        """POST /v1/batch: the good events are stored; each bad one is quarantined and named in the answer.
+
+        A batch with bad events still gets a 200 (Segment's SDKs drop a batch answered 400, good
+        events and all): `{success: true, accepted: n, rejected: [{index, field, error, hint}]}`.
+        """
         self.requests += 1
+        rejects: list[tuple[int, Rejected, Any]] = []
         try:
             # Parse, check and serialise with the cyclic GC paused: the ~15 objects per event
             # are freed (by reference counting) before the WAL write is awaited, so no
             # collection scans them, promotes them, and then walks the whole heap because of
             # them (GC took a fifth of the collector's CPU under a batch flood).
             with gc_paused():
-                source, prepared = self._prepare_batch(auth, body)
+                source, prepared = self._prepare_batch(auth, body, rejects)
+            if rejects:  # durable in the quarantine file before the answer says so
+                await self._refuse(self._collector(), rejects, source)
             if prepared:
                 await self._collector().accept(prepared, source=source)
         except Rejected as exc:
@@ -179,10 +190,31 @@ class Api:
         except (OSError, RuntimeError) as exc:
             log.error("WAL write failed: %s", exc)
             return self.reject(Rejected(503, f"cannot write the event log: {exc}", None, hint="retry later"))
-        return 200, SUCCESS, None
+        if not rejects:
+            return 200, SUCCESS, None
+        return 200, dumps({"success": True, "accepted": len(prepared), "rejected": [
+            {"index": i, "field": exc.field, "error": exc.message, **({"hint": exc.hint} if exc.hint else {})}
+            for i, exc, _ in rejects]}), None
 
-    def _prepare_batch(self, auth: str | None, body: bytes) -> tuple[str, list[tuple[bytes, str, Any]]]:
-        """(source, the WAL lines and messageIds) of a batch body; raises `Rejected`."""
+    async def _refuse(self, collector: Collector, rejects: list[tuple[int, Rejected, Any]], source: str) -> None:
+        """Count refused events and keep them, with their reasons, in the collector's quarantine log."""
+        collector.refused += len(rejects)
+        if collector.quarantine is None:
+            return
+        rows = []
+        for index, exc, item in rejects:
+            try:
+                raw = orjson.dumps(item).decode()
+            except orjson.JSONEncodeError:
+                raw = repr(item)[:4096]
+            rows.append({"line": index, "field": exc.field, "reason": exc.message, "raw": raw})
+        import anyio.to_thread
+
+        await anyio.to_thread.run_sync(collector.quarantine.append, rows)
+
+    def _prepare_batch(self, auth: str | None, body: bytes,
+                       rejects: list[tuple[int, Rejected, Any]] | None = None) -> tuple[str, list[tuple[bytes, str, Any]]]:
+        """(source, the WAL lines and messageIds) of a batch body; bad items go to `rejects`."""
         doc = parse_json(body)
         if not isinstance(doc, dict):
             raise Rejected(400, "expected a JSON object with a `batch` array", "body")
@@ -194,7 +226,8 @@ class Api:
         collector = self._collector()
         received_at, received_iso = received_now()
         return source, collector.prepare_batch(items, received_at=received_at, received_iso=received_iso,
-                                               sent_at=doc.get("sentAt"), keep_events=collector.needs_events)
+                                               sent_at=doc.get("sentAt"), keep_events=collector.needs_events,
+                                               rejects=rejects)
 
     async def decide(self, auth: str | None, body: bytes, client: str | None = None) -> Result:
         """POST /v1/decide: the activator's best content for this person now.

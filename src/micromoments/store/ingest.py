@@ -128,6 +128,7 @@ class _Loader:
         self.source = result.source
         self.now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         self.max_future_hours = config.ingest.max_future_skew_hours
+        self.min_time = config.ingest.min_time()
         self.stored = int(self.con.execute("SELECT count(*) FROM events").fetchone()[0])
         self.stored_before = self.stored
         # Rows not stored yet (less than a row group): (scratch table, rowid after which
@@ -180,7 +181,7 @@ class _Loader:
     def finish(self, mapped_select: str) -> str:
         """Canonical columns plus `_field` / `_reason` over a mapped SELECT (see `finish_sql`)."""
         return finish_sql(f"({mapped_select})", now_sql=f"TIMESTAMP '{self.now.isoformat(sep=' ')}'",
-                          max_future_hours=self.max_future_hours, source=self.source)
+                          max_future_hours=self.max_future_hours, source=self.source, min_time=self.min_time)
 
     def _fill_raw(self, staged: str, relation: str, expr: str) -> None:
         """Give the scratch table's rejects their raw text: `raw` is left NULL while mapping

@@ -235,18 +235,23 @@ def build_router(cache: AnalyticsCache, auth: Auth, *, get_activator: Callable[[
     async def classify_keywords(request: Request) -> HTMLResponse:
         s, form = await checked_form(request)
         lines = [ln.strip() for ln in form.get("keywords", "").splitlines() if ln.strip()][:200]
+        # A line with no letter or digit (emoji, punctuation) says nothing to classify.
+        words = [ln for ln in lines if any(ch.isalnum() for ch in ln)]
 
         def run() -> dict[str, Any]:
-            if not lines:
-                return {"kw_error": "paste at least one keyword, one a line"}
+            if not words:
+                return {"kw_error": "paste at least one keyword (with letters or digits), one a line"}
             import pandas as pd
 
             from micromoments.journey.keywords import keyword_research
 
             try:
-                res = keyword_research(pd.DataFrame({"keyword": lines}), max_topics=8)
+                res = keyword_research(pd.DataFrame({"keyword": words}), max_topics=8)
             except MicromomentsError as exc:
                 return {"kw_error": str(exc)}
+            except Exception as exc:  # a bug in the analysis must not cost the page
+                log.exception("classifying %d keywords failed", len(words))
+                return {"kw_error": f"these keywords could not be classified ({type(exc).__name__})"}
             return {"kw_result": res.to_dict("records")}
 
         extra = await run_in_threadpool(run)

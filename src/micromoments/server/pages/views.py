@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 
+from micromoments.errors import InputError
 from micromoments.journey.funnels import MODES, funnel
 from micromoments.report import charts
 from micromoments.report.markup import PlotlyDiv, plot_text
@@ -26,6 +28,7 @@ MOMENTS = ("know", "go", "do", "buy")
 PERIODS = {"7d": 7, "14d": 14, "30d": 30, "all": None}
 PERIOD_LABELS = {"7d": "last 7 days", "14d": "last 14 days", "30d": "last 30 days", "all": "all time"}
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+MIN_WINDOW_DAYS, MAX_WINDOW_DAYS = 1 / 1440, 3650.0  # a funnel window: one minute to ten years
 
 
 def figure_html(fig: go.Figure, div_id: str) -> PlotlyDiv:
@@ -262,7 +265,11 @@ def funnel_options(snap: Snapshot) -> list[dict[str, str]]:
 
 def funnel_result(snap: Snapshot, steps: list[str], mode: str = "ordered", window_days: float = 7.0,
                   breakdown: str | None = None) -> dict[str, Any]:
-    """The funnel as JSON-ready dicts (what `/app/api/funnel` returns). Raises `InputError` on bad steps."""
+    """The funnel as JSON-ready dicts (what `/app/api/funnel` returns). Raises `InputError` on bad steps
+    or a window that is not a number of days from 1 minute to 10 years."""
+    if not (math.isfinite(window_days) and MIN_WINDOW_DAYS <= window_days <= MAX_WINDOW_DAYS):
+        raise InputError(f"window_days {window_days!r} is not between {MIN_WINDOW_DAYS:g} and {MAX_WINDOW_DAYS:g}",
+                         where="window_days", hint="e.g. window_days=7")
     if snap.journey is None:
         return {"steps": [], "mode": mode, "window_days": window_days, "note": "no events in the store"}
     key = ("funnel", tuple(steps), mode, float(window_days), breakdown)
