@@ -40,6 +40,7 @@ from micromoments.server import models
 from micromoments.server.auth import AdminTokens, RateLimiter, WriteKeys
 from micromoments.server.collector import Collector, Rejected
 from micromoments.server.endpoints import EVENT_TYPES, Api, FastPath, Result, check_length, dumps, read_asgi_body
+from micromoments.server.openapi import complete_openapi
 from micromoments.server.security import SecurityHeaders
 from micromoments.server.web import add_web_routes
 from micromoments.store import Store
@@ -206,7 +207,9 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
         add_event_route(type_)
 
     @app.post("/v1/batch", tags=["collector"], summary="Record a batch of events",
-              description="All events are accepted or none: a 400 names the item, e.g. `batch[3].userId`.",
+              description="The good events are stored; each bad one is quarantined and named in a 200 answer "
+                          "`{accepted, rejected: [{index, field, error}]}`. A 400 refuses the whole request "
+                          "(not JSON, no `batch` array).",
               openapi_extra=_body_schema(models.BatchRequest, f"Segment batch (max {api.batch_limit:,} bytes)."),
               responses={200: {"model": models.Success}, **_error_responses(400, 401, 413, 429, 500, 503)},
               response_class=Response)
@@ -333,7 +336,7 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
         return Response(orjson.dumps({"success": False, "error": str(exc.detail), "field": None}),
                         status_code=exc.status_code, media_type=_JSON, headers=getattr(exc, "headers", None))
 
-    _add_component_schemas(app)
+    complete_openapi(app)
     # Create the store's tables now, before the pages (or anything else) open the same file.
     # Only the process that owns the store opens it (DuckDB has one writer): `all`, or the loader worker.
     owns_store = role == "all" or (role == "worker" and server.load_store)
@@ -480,26 +483,6 @@ def _start_scale_out(app: FastAPI, api: Api, config: Config, role: str, wal_dir:
     if loader is not None:
         parts.closers.append(loader.close)
     return parts
-
-
-def _add_component_schemas(app: FastAPI) -> None:
-    """Put the request models (referenced by `openapi_extra`) into `components.schemas`."""
-    original = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = original()
-        comps = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (*models.EVENT_MODELS.values(), models.BatchRequest, models.DecideRequest):
-            js = model.model_json_schema(ref_template="#/components/schemas/{model}")
-            for name, sub in js.pop("$defs", {}).items():
-                comps.setdefault(name, sub)
-            comps[model.__name__] = js
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _mount_pages(app: FastAPI, store_path: str) -> None:

@@ -146,7 +146,7 @@ BatchItem = Annotated[
 
 
 class BatchRequest(_Open):
-    """Up to 500 KB of events; all are accepted or none (the error names the item)."""
+    """Up to 500 KB of events; the good ones are stored, each bad one is quarantined and named in the answer."""
 
     batch: list[BatchItem]
     sentAt: Timestamp | None = Field(None, description="Applies to every event without its own sentAt.")
