@@ -72,6 +72,12 @@ def demo(
         except MicromomentsError as exc:  # too little demo data to train on: the rest still runs
             console.print(f"5/6 predict: skipped ({exc})")
 
+    from micromoments.demo.experiment import NAME, simulate_experiment
+
+    ex = simulate_experiment(store, seed=seed)  # so the experiments page and the report show a verdict
+    console.print(f"   experiment '{NAME}': {ex['people']:,} people assigned, {ex['exposures']:,} shown the how-to "
+                  f"article, {ex['clicks']:,} clicks (simulated effect: {ex['credited']:,} purchases credited)")
+
     with console.status("[bold]6/6 building the journey analytics and the report…"):
         report = build_report(store, out / "report.html", cfg)
     store.close()

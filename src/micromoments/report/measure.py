@@ -182,6 +182,10 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
     out.append(att)
 
     exps = list(getattr(config, "experiments", []) or [])
+    if not exps and store.has_table("assignments"):  # e.g. the demo's test: read back from the store
+        from micromoments.demo.experiment import stored_experiments
+
+        exps = stored_experiments(lambda q: store.duck.execute(q).df())
     if exps and store.has_table("assignments") and store.count("assignments") > 0:
         from micromoments.measure.experiments import analyze_store
 

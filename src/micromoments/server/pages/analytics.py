@@ -85,6 +85,7 @@ class Snapshot:
     memo: "OrderedDict[Any, Any]" = field(default_factory=OrderedDict)
     memo_lock: threading.Lock = field(default_factory=threading.Lock)
     panel_errors: dict[str, str] = field(default_factory=dict)  # panel -> error, for /app/api/status
+    partial: bool = False  # a quick snapshot without journeys (server.pages.quick), while the first is computed
 
     @property
     def has_events(self) -> bool:
@@ -148,6 +149,7 @@ class AnalyticsCache:
         self._refreshing = False
         self._warming: threading.Thread | None = None
         self.last_error: str | None = None
+        self.stage, self.build_started = "", None  # what a build is doing, since when (the computing page)
 
     # -- connections ---------------------------------------------------------------------------
     def _root(self) -> Any:
@@ -242,9 +244,11 @@ class AnalyticsCache:
 
     def _build(self, sig: tuple) -> Snapshot:
         started = time.perf_counter()
+        self.build_started, self.stage = time.monotonic(), "sessions, moments, funnels and questions"
         db = self.cursor()
         tables = set(db.query("SELECT table_name FROM duckdb_tables() WHERE NOT temporary").table_name)
         report, journey = collect_with_journey(db, self.config)
+        self.stage = "keeping sessions and moments in memory"
         sessions = pd.DataFrame(columns=SESSION_COLUMNS)
         episodes = pd.DataFrame(columns=EPISODE_COLUMNS)
         counts = pd.Series(dtype="int64")
@@ -272,6 +276,7 @@ class AnalyticsCache:
                         journey=journey, sessions=sessions, episodes=episodes, person_paths=paths,
                         event_counts=counts, tables=tables)
         if self.prerender is not None:
+            self.stage = "drawing the charts"
             self.prerender(snap)
             snap.prerender_seconds = time.perf_counter() - started - seconds
         self.last_error = None

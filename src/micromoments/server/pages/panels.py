@@ -247,6 +247,10 @@ def _lift_chart(results: pd.DataFrame) -> go.Figure:
 def experiments(snap: Snapshot, config: Any | None) -> dict[str, Any]:
     out: dict[str, Any] = {"experiments": []}
     exps = list(getattr(config, "experiments", []) or [])
+    if not exps and "assignments" in snap.tables:  # e.g. the demo's test: read back from the store
+        from micromoments.demo.experiment import stored_experiments
+
+        exps = stored_experiments(snap.query)
     has_assign = "assignments" in snap.tables and int(snap.query("SELECT count(*) AS n FROM assignments").n[0]) > 0
     if not exps:
         out["exp_empty"] = ("No experiments configured: add an <code>[[experiments]]</code> table to micromoments.toml "
@@ -278,7 +282,8 @@ def experiments(snap: Snapshot, config: Any | None) -> dict[str, Any]:
 def attribution(snap: Snapshot) -> dict[str, Any]:
     """Conversions credited to channels by every model of `measure.attribution` (once per snapshot)."""
     if snap.journey is None:
-        return {"att_empty": "The store holds no events yet."}
+        return {"att_empty": "Attribution appears here once the analytics are computed (a few seconds after "
+                             "start-up): reload then." if snap.partial else "The store holds no events yet."}
     try:
         from micromoments.measure import attribution as at
     except ModuleNotFoundError:

@@ -27,6 +27,7 @@ from micromoments.report.markup import rich
 from micromoments.server.pages import views
 from micromoments.server.security import HEADERS
 from micromoments.server.pages.analytics import AnalyticsCache, Snapshot
+from micromoments.server.pages.quick import QUICK_PAGES, progress, quick_snapshot
 from micromoments.server.pages.auth import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -110,10 +111,12 @@ def build_router(cache: AnalyticsCache, auth: Auth, *, get_activator: Callable[[
 
     def page(request: Request, session: Session, name: str, active: str, **context: Any) -> HTMLResponse:
         snap = snapshot_or_none()
+        if snap is None and active in QUICK_PAGES:  # these read small tables: no need to wait
+            snap = quick_snapshot(cache)
         if snap is None:
             return templates.TemplateResponse(request, "computing.html.j2", dict(
                 user=session.user, csrf=session.csrf, nav=NAV, active=active, workspace=workspace,
-                error=cache.last_error), status_code=503, headers={"Retry-After": "3"})
+                error=cache.last_error, progress=progress(cache)), status_code=503, headers={"Retry-After": "3"})
         ctx = dict(user=session.user, csrf=session.csrf, nav=NAV, active=active, snap=snap, workspace=workspace,
                    kpis_all=snap.report.kpis, computed_seconds=snap.seconds)
         try:
@@ -155,7 +158,8 @@ def build_router(cache: AnalyticsCache, auth: Auth, *, get_activator: Callable[[
         path = HERE / "static" / name
         if "/" in name or not path.is_file():
             raise HTTPException(404, "no such file")
-        kind = {".css": "text/css", ".js": "text/javascript"}.get(path.suffix, "application/octet-stream")
+        kind = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}.get(
+            path.suffix, "application/octet-stream")
         return FileResponse(path, media_type=kind, headers={"Cache-Control": "public, max-age=3600"})
 
     # -- login -------------------------------------------------------------------------------
@@ -315,7 +319,7 @@ def build_router(cache: AnalyticsCache, auth: Auth, *, get_activator: Callable[[
     @router.get("/api/moments")
     def moments(request: Request, type: str = "", channel: str = "", limit: int = 100) -> dict[str, Any]:
         require_api(request)
-        snap = api_snapshot()
+        snap = snapshot_or_none() or quick_snapshot(cache)  # the live page opens before the analytics
         return views.live_moments(snap, get_activator(), type or None, channel or None, max(1, min(limit, 500)))
 
     @router.get("/api/funnel")

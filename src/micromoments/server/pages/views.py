@@ -228,6 +228,9 @@ def live_moments(snap: Snapshot, activator: Any | None, moment: str | None, chan
 
 
 def channels(snap: Snapshot) -> list[str]:
+    if snap.partial and "events" in snap.tables:  # no journeys yet: the channels straight from the events
+        return sorted(str(c) for c in snap.query("SELECT DISTINCT channel FROM events WHERE channel IS NOT NULL "
+                                                 "LIMIT 100").channel)
     if snap.sessions.empty:
         return []
     col = snap.episodes.channel if not snap.episodes.empty else pd.Series(dtype=str)
