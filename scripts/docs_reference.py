@@ -235,6 +235,9 @@ def http_markdown(doc: dict[str, Any] | None = None) -> str:
             lines += [f"## `{method.upper()} {path}`", "", f"**{op.get('summary', '')}**", ""]
             if op.get("description"):
                 lines += [op["description"].strip(), ""]
+            if "security" in op:
+                names = sorted({name for req in op["security"] for name in req})
+                lines += [f"Auth: {', '.join(f'[{n}](#auth-{n.lower()})' for n in names) or 'none'}", ""]
             params = op.get("parameters", [])
             if params:
                 lines += ["| parameter | in | type | required | description |", "|---|---|---|---|---|"]
@@ -250,6 +253,12 @@ def http_markdown(doc: dict[str, Any] | None = None) -> str:
                 lines += ["| status | meaning |", "|---|---|"]
                 lines += [f"| {code} | {_cell(r.get('description', ''))} |" for code, r in responses.items()]
                 lines.append("")
+    schemes = doc.get("components", {}).get("securitySchemes", {})
+    if schemes:
+        lines += ["## Authentication", ""]
+        for name, scheme in schemes.items():
+            kind = scheme.get("scheme") or f"{scheme.get('in', '')} `{scheme.get('name', '')}`"
+            lines += [f"### `{name}` {{#auth-{name.lower()}}}", "", f"{kind}: {scheme.get('description', '')}", ""]
     schemas = doc.get("components", {}).get("schemas", {})
     if schemas:
         lines += ["## Schemas", ""]
