@@ -51,15 +51,15 @@ class IngestConfig:
         return parsed.astimezone(dt.timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
     max_event_bytes: int = 32 * 1024
     # DuckDB's memory cap while ingesting: it spills instead of growing, so memory stays
-    # flat on files far bigger than RAM (and the cap made ingest no slower in our runs).
+    # flat on files far bigger than RAM.
     memory_limit: str = "1GB"
     # Rows a Parquet file loaded whole reads per range (whole row groups; one transaction each).
     # Larger ranges keep both cores busier; smaller ones bound DuckDB's temp files (~100 bytes a
     # row spill beyond `memory_limit`) and what a failure rolls back.
     parquet_statement_rows: int = 20_000_000
-    # DuckDB threads per chunk's statements (0 = the connection's own setting). One thread did
-    # the same work in ~40 % less CPU time than two (see docs/benchmarks.md, Ingest). A Parquet
-    # file loaded whole runs on the connection's own threads: its statements are long.
+    # DuckDB threads per chunk's statements (0 = the connection's own setting): a chunk's statements
+    # are short, and one thread does them with less CPU than two. A Parquet file loaded whole uses
+    # the connection's own threads: its statements are long.
     threads: int = 1
 
 
@@ -70,8 +70,8 @@ class JourneyConfig:
     # A moment counts as "bought within the window" when a purchase follows it within this many days.
     conversion_window_days: float = 7.0
     stage_rules: list[dict[str, Any]] = field(default_factory=list)  # [] = journey.stages.DEFAULT_STAGE_RULES
-    # DuckDB's memory cap while the journey tables are built (it spills to disk beyond it):
-    # 10M events stayed near 2 GB resident with "2GB". "" leaves the connection's own setting.
+    # DuckDB's memory cap while the journey tables are built (it spills to disk beyond it);
+    # "" leaves the connection's own setting.
     memory_limit: str = "2GB"
 
 
