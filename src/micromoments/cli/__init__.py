@@ -10,7 +10,8 @@ from micromoments.cli._app import app
 # Importing a module registers its commands on `app`.
 from micromoments.cli import ingest as _ingest  # noqa: E402,F401
 
-for _name in ("demo", "demo_data", "intent", "journey", "playbooks", "serve", "personas", "predict", "measure", "users"):
+for _name in ("demo", "demo_data", "intent", "journey", "playbooks", "serve", "personas", "predict", "measure", "users",
+              "seo"):
     try:
         __import__(f"micromoments.cli.{_name}")
     except ModuleNotFoundError as _exc:  # a capability not built yet

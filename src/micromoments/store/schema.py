@@ -209,6 +209,31 @@ TABLES.update({
 })
 
 
+# --- Search data (seo/): one row per Search Console / Bing Webmaster export row, in one shape.
+# `grain` says what a row aggregates: `url` (bulk searchdata_url_impression), `site` (bulk
+# searchdata_site_impression), `query` (UI Queries / Bing keywords: no page), or one UI dimension
+# file (`page`, `date`, `country`, `device`). Rows of different grains describe the same searches:
+# never sum across grains. `sum_position` is zero-based, as Google's: avg position = sum / impressions + 1.
+SEARCH_ROWS_COLUMNS: dict[str, str] = {
+    "file_id": "VARCHAR",         # hash of the file's bytes: loading a file again replaces its rows
+    "source": "VARCHAR",          # file (and zip member) it came from
+    "source_line": "BIGINT",      # 1-based line (CSV, after the header) or row (Parquet)
+    "engine": "VARCHAR",          # google / bing
+    "grain": "VARCHAR",
+    "data_date": "DATE",
+    "site_url": "VARCHAR",
+    "url": "VARCHAR",             # landing page; NULL when the export has none
+    "query": "VARCHAR",           # NULL for anonymized queries
+    "is_anonymized": "BOOLEAN",
+    "country": "VARCHAR",
+    "device": "VARCHAR",          # desktop / mobile / tablet
+    "search_type": "VARCHAR",     # web / image / video / news / discover / googleNews
+    "impressions": "BIGINT",
+    "clicks": "BIGINT",
+    "sum_position": "DOUBLE",
+}
+
+
 def create_table_sql(name: str, columns: dict[str, str]) -> str:
     """`CREATE TABLE IF NOT EXISTS` for one table.
 
