@@ -14,7 +14,7 @@ TIERS: dict[str, int] = {
     "errors": 0, "config": 1, "events": 1,
     "sources": 2, "demo": 2,
     "store": 3,
-    "intent": 4, "journey": 4, "personas": 4,
+    "intent": 4, "journey": 4, "personas": 4, "seo": 4,
     "activation": 5, "measure": 5, "predict": 5,
     "report": 6, "server": 6, "cli": 7,
 }
