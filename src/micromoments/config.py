@@ -130,6 +130,9 @@ class ServerConfig:
     write_keys: dict[str, str] = field(default_factory=dict)  # write key -> source name (Segment Basic auth)
     admin_tokens: list[str] = field(default_factory=list)     # Bearer tokens for /admin
     admin_users: dict[str, str] = field(default_factory=dict)  # web pages: name -> scrypt hash (`micromoments users add NAME`)
+    # Reverse proxies (addresses or networks, e.g. "10.0.0.0/8") whose X-Forwarded-For/-Proto/-Host
+    # the web pages believe; from any other peer those headers are ignored.
+    trusted_proxies: list[str] = field(default_factory=list)
     rate_limit_per_second: float = 2000.0  # requests per write key; bursts up to 2 s worth
     max_batch_bytes: int = 500 * 1024      # per /v1/batch request (events: ingest.max_event_bytes)
     wal_dir: str = "micromoments-wal"      # write-ahead log segments not yet in the store

@@ -39,7 +39,9 @@ def mount_pages(app: Any, *, store_path: str, admin_users: dict[str, str] | None
         config = load_config(None)
     if admin_users is None:
         admin_users = dict(getattr(getattr(config, "server", None), "admin_users", None) or {})
-    auth = Auth(admin_users, secret=session_secret or os.environ.get("MICROMOMENTS_SESSION_SECRET") or None)
+    auth = Auth(admin_users, secret=session_secret or os.environ.get("MICROMOMENTS_SESSION_SECRET") or None,
+                trusted_proxies=list(getattr(getattr(config, "server", None), "trusted_proxies", None) or []))
+    app.state.pages_auth = auth  # sessions, the login throttle and the trusted proxies
     from micromoments.server.pages import panels, views  # noqa: F401  (they register their pre-render parts)
     from micromoments.server.pages.prerender import prerender
 

@@ -2,8 +2,11 @@
 
 Passwords are stored as `scrypt$<n>$<r>$<p>$<salt>$<hash>` (stdlib `hashlib.scrypt`, base64 parts);
 `pbkdf2_sha256$<iterations>$<salt>$<hash>` is accepted too. The session is an itsdangerous-signed
-cookie (`mm_session`: the user name and that session's CSRF token), HttpOnly, SameSite=Lax and
-Secure when the request came over https. Every form carries the CSRF token and every POST checks it.
+cookie (`mm_session`: the user name, that session's CSRF token, and a fingerprint of the user's
+password hash), HttpOnly, SameSite=Lax and Secure when the request came over https. Every form
+carries the CSRF token and every POST checks it. Signing out ends the session on the server (its
+token is revoked until the cookie would have expired) and a new password ends every session of the
+user (the fingerprint no longer matches).
 
 >>> stored = hash_password("correct horse")
 >>> verify_password("correct horse", stored), verify_password("wrong", stored)
@@ -16,12 +19,15 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from micromoments.errors import ConfigError
+from micromoments.server.pages.guard import LoginThrottle, Proxies
 
 SESSION_COOKIE = "mm_session"
 LOGIN_CSRF_COOKIE = "mm_login_csrf"
@@ -94,13 +100,24 @@ class Session:
 class Auth:
     """Users, the cookie signer and the CSRF checks for one mounted app."""
 
-    def __init__(self, users: dict[str, str], secret: str | None = None):
+    def __init__(self, users: dict[str, str], secret: str | None = None, *, trusted_proxies: list[str] | None = None,
+                 throttle: LoginThrottle | None = None):
         for name, stored in users.items():
             check_hash_format(stored, where=f"[server] admin_users.{name}")
         self.users = dict(users)
         # A random secret means sessions end when the server restarts; set
         # MICROMOMENTS_SESSION_SECRET to keep them across restarts or share them between workers.
-        self.signer = URLSafeTimedSerializer(secret or secrets.token_urlsafe(32), salt="micromoments-pages")
+        self._secret = (secret or secrets.token_urlsafe(32)).encode()
+        self.signer = URLSafeTimedSerializer(self._secret, salt="micromoments-pages")
+        self.proxies = Proxies(trusted_proxies or ())
+        self.throttle = throttle or LoginThrottle()
+        self._revoked: dict[str, float] = {}  # session token -> when its cookie expires anyway
+        self._lock = threading.Lock()
+
+    def _fingerprint(self, user: str) -> str:
+        """A keyed digest of the user's password hash: a new password invalidates older cookies."""
+        stored = self.users.get(user, "")
+        return hmac.new(self._secret, stored.encode(), hashlib.sha256).hexdigest()[:16]
 
     def authenticate(self, name: str, password: str) -> bool:
         stored = self.users.get(name)
@@ -108,7 +125,19 @@ class Auth:
         return ok and stored is not None
 
     def new_session(self, user: str) -> str:
-        return self.signer.dumps({"u": user, "c": secrets.token_urlsafe(24)})
+        return self.signer.dumps({"u": user, "c": secrets.token_urlsafe(24), "p": self._fingerprint(user)})
+
+    def end_session(self, session: Session) -> None:
+        """Sign out: this session's cookie stops working here, even if a copy of it was kept."""
+        now = time.time()
+        with self._lock:
+            self._revoked = {k: t for k, t in self._revoked.items() if t > now}
+            self._revoked[session.csrf] = now + SESSION_MAX_AGE_S
+
+    def set_password(self, user: str, stored: str) -> None:
+        """A new password hash for `user`: every session they had ends."""
+        check_hash_format(stored)
+        self.users[user] = stored
 
     def read_session(self, cookie: str | None) -> Session | None:
         if not cookie:
@@ -119,7 +148,12 @@ class Auth:
             return None
         if not isinstance(data, dict) or data.get("u") not in self.users:
             return None  # a user removed from the config loses their session
-        return Session(user=str(data["u"]), csrf=str(data.get("c", "")))
+        if not hmac.compare_digest(str(data.get("p", "")), self._fingerprint(str(data["u"]))):
+            return None  # the password changed since this cookie was made
+        csrf = str(data.get("c", ""))
+        if not csrf or csrf in self._revoked:
+            return None  # signed out
+        return Session(user=str(data["u"]), csrf=csrf)
 
     def login_token(self) -> tuple[str, str]:
         """(token for the form, signed value for the cookie): the login form's double-submit CSRF pair."""
@@ -138,10 +172,6 @@ def check_csrf(session: Session, token: str | None) -> bool:
     return bool(token) and hmac.compare_digest(session.csrf, token or "")
 
 
-def is_https(request: Any) -> bool:
-    """https directly, or behind a proxy that says so."""
-    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "").split(",")[0].strip() == "https"
-
-
-def cookie_args(request: Any) -> dict[str, Any]:
-    return dict(httponly=True, samesite="lax", secure=is_https(request), path="/app")
+def cookie_args(request: Any, proxies: Proxies) -> dict[str, Any]:
+    """Cookie flags: Secure over https (directly, or as a trusted proxy says)."""
+    return dict(httponly=True, samesite="lax", secure=proxies.scheme(request) == "https", path="/app")

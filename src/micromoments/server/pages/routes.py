@@ -9,6 +9,7 @@ get 401); every POST checks the CSRF token of the session. Each response carries
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -25,7 +26,6 @@ from starlette.concurrency import run_in_threadpool
 from micromoments.errors import MicromomentsError
 from micromoments.report.markup import rich
 from micromoments.server.pages import views
-from micromoments.server.security import HEADERS
 from micromoments.server.pages.analytics import AnalyticsCache, Snapshot
 from micromoments.server.pages.quick import QUICK_PAGES, progress, quick_snapshot
 from micromoments.server.pages.auth import (
@@ -36,6 +36,8 @@ from micromoments.server.pages.auth import (
     check_csrf,
     cookie_args,
 )
+from micromoments.server.pages.guard import same_origin
+from micromoments.server.security import HEADERS
 
 HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
@@ -75,6 +77,15 @@ def _safe_next(target: str | None) -> str:
     if "\\" in target or "//" in target or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
         return "/app"
     return target
+
+
+MAX_FORM_BYTES = 64 * 1024  # the largest form: 200 keyword lines
+_PASSWORD_CHECKS = threading.Semaphore(1)
+
+
+def _checked_one_at_a_time(auth: Auth, name: str, password: str) -> bool:
+    with _PASSWORD_CHECKS:
+        return auth.authenticate(name, password)
 
 
 def build_router(cache: AnalyticsCache, auth: Auth, *, get_activator: Callable[[], Any],
@@ -131,8 +142,20 @@ def build_router(cache: AnalyticsCache, auth: Auth, *, get_activator: Callable[[
         return templates.TemplateResponse(request, name, ctx)
 
     async def form_of(request: Request) -> dict[str, str]:
-        # Plain urlencoded forms only: no multipart parser needed.
-        body = (await request.body()).decode("utf-8", errors="replace")
+        """The urlencoded form (no multipart parser needed), from a page of this site, at most
+        `MAX_FORM_BYTES`; else 403 or 413."""
+        if not same_origin(request, auth.proxies):
+            raise HTTPException(status_code=403, detail="the form was posted from another site")
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_FORM_BYTES:
+            raise HTTPException(status_code=413, detail=f"a form is at most {MAX_FORM_BYTES:,} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_FORM_BYTES:
+                raise HTTPException(status_code=413, detail=f"a form is at most {MAX_FORM_BYTES:,} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks).decode("utf-8", errors="replace")
         return {k: v[-1] for k, v in urllib.parse.parse_qs(body, keep_blank_values=True).items()}
 
     async def checked_form(request: Request) -> tuple[Session, dict[str, str]]:
@@ -168,7 +191,7 @@ def build_router(cache: AnalyticsCache, auth: Auth, *, get_activator: Callable[[
         token, cookie = auth.login_token()
         resp = templates.TemplateResponse(request, "login.html.j2", dict(
             csrf=token, next=_safe_next(next), error=error, no_users=not auth.users, workspace=workspace))
-        resp.set_cookie(LOGIN_CSRF_COOKIE, cookie, max_age=3600, **cookie_args(request))
+        resp.set_cookie(LOGIN_CSRF_COOKIE, cookie, max_age=3600, **cookie_args(request, auth.proxies))
         return resp
 
     @router.post("/login", include_in_schema=False)
@@ -177,18 +200,32 @@ def build_router(cache: AnalyticsCache, auth: Auth, *, get_activator: Callable[[
         target = _safe_next(form.get("next"))
         if not auth.check_login_token(form.get("csrf_token", ""), request.cookies.get(LOGIN_CSRF_COOKIE)):
             return RedirectResponse("/app/login?error=expired&next=" + urllib.parse.quote(target), status_code=303)
-        name, password = form.get("username", "").strip(), form.get("password", "")
-        ok = await run_in_threadpool(auth.authenticate, name, password)
+        name, password = form.get("username", "").strip()[:200], form.get("password", "")
+        address = auth.proxies.client_address(request)
+        wait = auth.throttle.retry_after(name, address)
+        if wait:  # before any hashing: a flood of guesses costs no scrypt time
+            token, cookie = auth.login_token()
+            resp = templates.TemplateResponse(request, "login.html.j2", dict(
+                csrf=token, next=target, error="throttled", retry_after=wait, no_users=not auth.users,
+                workspace=workspace), status_code=429, headers={"Retry-After": str(wait)})
+            resp.set_cookie(LOGIN_CSRF_COOKIE, cookie, max_age=3600, **cookie_args(request, auth.proxies))
+            return resp
+        # One password check at a time: guesses from many addresses cannot take every core.
+        ok = await run_in_threadpool(_checked_one_at_a_time, auth, name, password)
         if not ok:
+            auth.throttle.failed(name, address)
             return RedirectResponse("/app/login?error=bad&next=" + urllib.parse.quote(target), status_code=303)
+        auth.throttle.succeeded(name)
         resp = RedirectResponse(target, status_code=303)
-        resp.set_cookie(SESSION_COOKIE, auth.new_session(name), max_age=12 * 3600, **cookie_args(request))
+        resp.set_cookie(SESSION_COOKIE, auth.new_session(name), max_age=12 * 3600,
+                        **cookie_args(request, auth.proxies))
         resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/app")
         return resp
 
     @router.post("/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
-        await checked_form(request)
+        session, _ = await checked_form(request)
+        auth.end_session(session)  # a copy of the cookie kept elsewhere stops working too
         resp = RedirectResponse("/app/login", status_code=303)
         resp.delete_cookie(SESSION_COOKIE, path="/app")
         return resp
