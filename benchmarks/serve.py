@@ -15,7 +15,14 @@ Four phases, each bounded in time:
    counts from the moment a request was due, so a stall is not hidden): p50/p99 at the rate the
    target names ("3,000 requests/s with p99 <= 25 ms");
 3. `batch`: `POST /v1/batch` with 500 events each: events/s;
-4. `decide`: `POST /v1/decide` at a fixed 500 requests/s (open loop): p50/p99.
+4. `decide`: `POST /v1/decide` at a fixed 500 requests/s (open loop): p50/p99;
+5. `batch-plain` and `batch-gzip`: the same batches from the asyncio client, plain and with
+   `Content-Encoding: gzip` (compressed by the client, as the SDKs do): events/s of each and
+   their ratio;
+6. `decide-page`: `/v1/decide` as micromoments.js asks it from a web page (text/plain body with
+   the write key in it, an `Origin` header, CORS on the answer, the content-only view) at
+   500 requests/s: p50/p99. The page limit per key and address is off here
+   (`decide_rate_limit_per_second = 0`): every request comes from one address.
 
 Every event has its own messageId (no dedupe shortcut) and the WAL is written as the server's
 config says (`--fsync-interval-ms`, default 100 as `[server] fsync_interval_ms`). The load
@@ -29,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gzip as gzip_module
 import json
 import os
 import re
@@ -95,10 +103,11 @@ class Conn:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.reader, self.writer = reader, writer
 
-    async def post(self, path: str, body: bytes) -> int:
-        self.writer.write(
-            f"POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: {AUTH}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    async def post(self, path: str, body: bytes, headers: str | None = None) -> int:
+        if headers is None:
+            headers = f"Authorization: {AUTH}\r\nContent-Type: application/json\r\n"
+        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: bench\r\n{headers}"
+                          f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
@@ -117,13 +126,18 @@ def _percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-async def _closed_loop(port: int, seconds: float, connections: int, per: int) -> dict:
+GZIP_HEADERS = f"Authorization: {AUTH}\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+PAGE_HEADERS = "Content-Type: text/plain;charset=UTF-8\r\nOrigin: https://shop.example\r\n"
+
+
+async def _closed_loop(port: int, seconds: float, connections: int, per: int, gzip: bool = False) -> dict:
     conns = await _connect(port, connections)
     stop = time.perf_counter() + seconds
     lat: list[float] = []
     errors = 0
     counter = 0
     prefix = f"p{os.getpid()}-{time.time_ns()}-"
+    sent = [0, 0]  # bytes before and after compression
 
     async def worker(conn: Conn) -> None:
         nonlocal errors, counter
@@ -137,8 +151,14 @@ async def _closed_loop(port: int, seconds: float, connections: int, per: int) ->
             else:
                 counter += 1
                 path, body = "/v1/track", (EVENT % (prefix + str(counter), counter % 5000)).encode()
+            headers = None
+            if gzip:  # as the SDKs do it (Python's gzip module, level 9 like GzipFile's default)
+                sent[0] += len(body)
+                body = gzip_module.compress(body)
+                sent[1] += len(body)
+                headers = GZIP_HEADERS
             t0 = time.perf_counter()
-            status = await conn.post(path, body)
+            status = await conn.post(path, body, headers)
             lat.append(time.perf_counter() - t0)
             errors += status != 200
 
@@ -146,12 +166,20 @@ async def _closed_loop(port: int, seconds: float, connections: int, per: int) ->
     await asyncio.gather(*(worker(c) for c in conns))
     elapsed = time.perf_counter() - started
     return {"requests": len(lat), "rps": len(lat) / elapsed, "p50_ms": _percentile(lat, 0.5) * 1e3,
-            "p99_ms": _percentile(lat, 0.99) * 1e3, "errors": errors}
+            "p99_ms": _percentile(lat, 0.99) * 1e3, "errors": errors,
+            "compression": sent[0] / sent[1] if sent[1] else 1.0}
 
 
 def _decide_request(i: int, people: int = 5000) -> tuple[str, bytes]:
     return "/v1/decide", json.dumps({"anonymousId": f"anon-{i % people}",
                                      "context": {"channel": "web", "placement": "home"}}).encode()
+
+
+def _page_decide_request(i: int, people: int = 5000) -> tuple[str, bytes, str]:
+    """What micromoments.js sends: text/plain, the write key in the body, page context, an Origin."""
+    return "/v1/decide", json.dumps({"writeKey": KEY, "anonymousId": f"anon-{i % people}", "context": {
+        "channel": "web", "placement": "hero", "page": {"url": "https://shop.example/", "path": "/"},
+        "timezone": "Europe/London", "lat": 53.8, "lon": -1.55}}).encode(), PAGE_HEADERS
 
 
 def _track_request(prefix: str):  # noqa: ANN202
@@ -173,8 +201,8 @@ async def _open_loop(port: int, seconds: float, rate: float, request) -> dict:  
     async def one(due: float, i: int) -> None:
         nonlocal errors
         conn = await free.get()
-        path, body = request(i)
-        status = await conn.post(path, body)
+        path, body, *headers = request(i)
+        status = await conn.post(path, body, headers[0] if headers else None)
         lat.append(time.perf_counter() - due)
         errors += status != 200
         free.put_nowait(conn)
@@ -204,6 +232,10 @@ def client_main(argv: list[str]) -> None:
         pass
     if mode == "decide":
         out = asyncio.run(_open_loop(port, seconds, float(arg), _decide_request))
+    elif mode == "decide-page":
+        out = asyncio.run(_open_loop(port, seconds, float(arg), _page_decide_request))
+    elif mode in ("batch-plain", "batch-gzip"):
+        out = asyncio.run(_closed_loop(port, seconds, connections=arg, per=500, gzip=mode == "batch-gzip"))
     elif mode == "paced":
         out = asyncio.run(_open_loop(port, seconds, float(arg), _track_request(f"q{os.getpid()}-{time.time_ns()}-")))
     else:
@@ -264,7 +296,7 @@ def main() -> None:
                         help="[server] wal_preallocate: zero-filled WAL segments made ahead (default: plain files)")
     parser.add_argument("--paced-rate", type=int, default=3000,
                         help="requests/s of the paced single-event phase (open loop)")
-    parser.add_argument("--phases", default="single,paced,batch,decide",
+    parser.add_argument("--phases", default="single,paced,batch,decide,batch-plain,batch-gzip,decide-page",
                         help="which phases to run, comma-separated (e.g. `batch` to profile only that path)")
     args = parser.parse_args()
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
@@ -290,7 +322,7 @@ def main() -> None:
     (tmp / "micromoments.toml").write_text(
         f'[store]\npath = "{store_dir / "store.duckdb"}"\n\n[server]\nwrite_keys = {{"{KEY}" = "bench"}}\n'
         f'admin_tokens = ["bench-admin"]\nrate_limit_per_second = 0.0\nwal_dir = "{tmp / "wal"}"\n'
-        "flush_interval_ms = 1000\n" + f"wal_preallocate = {'true' if args.preallocate else 'false'}\n"
+        "flush_interval_ms = 1000\ndecide_rate_limit_per_second = 0\n" + f"wal_preallocate = {'true' if args.preallocate else 'false'}\n"
         f"fsync_interval_ms = {args.fsync_interval_ms}\n" + extra)
     cmd = [str(exe), "serve", "--config", str(tmp / "micromoments.toml"), "--port", str(port)]
     if args.no_activator:
@@ -394,6 +426,11 @@ def main() -> None:
             phase("batch", (lambda: run_wrk(port, s, 8, 500, tmp)) if use_wrk else (lambda: run_client("batch", port, s, 8)))
         if "decide" in phases:
             phase("decide", lambda: run_client("decide", port, s, 500))
+        for name in ("batch-plain", "batch-gzip"):
+            if name in phases:
+                phase(name, lambda name=name: run_client(name, port, s, 8))
+        if "decide-page" in phases:
+            phase("decide-page", lambda: run_client("decide-page", port, s, 500))
         drain_s = settle()
         stats = json.dumps(admin_stats())
         worker_doc = admin_stats(wport) if worker is not None else {}
@@ -414,6 +451,7 @@ def main() -> None:
     skipped = {"requests": 0, "rps": float("nan"), "p50_ms": float("nan"), "p99_ms": float("nan"), "errors": 0,
                "server_cpu_s": 0.0, "worker_cpu_s": 0.0, "settle_before_s": 0.0}
     single, paced, batch, decide = (results.get(name, skipped) for name in ("single", "paced", "batch", "decide"))
+    plain, zipped, page = (results.get(name, skipped) for name in ("batch-plain", "batch-gzip", "decide-page"))
     events_per_s = batch["rps"] * 500
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} (shared with other jobs)")
@@ -442,6 +480,18 @@ def main() -> None:
           f" ({batch.get('server_sys_s', 0.0) / max(batch['requests'] * 500, 1) * 1e6:,.1f} in the kernel)")
     print(f"decide @500/s : {decide['rps']:8,.0f} req/s   p50 {decide['p50_ms']:6.2f} ms   p99 {decide['p99_ms']:6.2f} ms"
           f"   (target p99 ≤10 ms)  errors {decide['errors']}")
+    if "batch-gzip" in results or "batch-plain" in results:
+        print(f"batch plain   : {plain['rps'] * 500:8,.0f} events/s (asyncio client, 500/req, p99 {plain['p99_ms']:.0f} ms)"
+              f"   errors {plain['errors']}   server CPU "
+              f"{plain['server_cpu_s'] / max(plain['requests'] * 500, 1) * 1e6:,.1f} µs/event")
+        print(f"batch gzip    : {zipped['rps'] * 500:8,.0f} events/s (same batches gzipped, "
+              f"{zipped.get('compression', 1.0):.1f}x smaller, p99 {zipped['p99_ms']:.0f} ms)   errors {zipped['errors']}"
+              f"   server CPU {zipped['server_cpu_s'] / max(zipped['requests'] * 500, 1) * 1e6:,.1f} µs/event"
+              f"   gzip/plain {zipped['rps'] / max(plain['rps'], 1e-9):.2f}x   (target ≥50,000 events/s each)")
+    if "decide-page" in results:
+        print(f"decide (page) @500/s: {page['rps']:8,.0f} req/s   p50 {page['p50_ms']:6.2f} ms   "
+              f"p99 {page['p99_ms']:6.2f} ms   (target p99 ≤10 ms; text/plain + writeKey + Origin, content only)"
+              f"  errors {page['errors']}")
     print(f"between phases the server digested its backlog (activator + store): "
           f"{batch['settle_before_s']:.1f} s after single, {decide['settle_before_s']:.1f} s after batch, "
           f"{drain_s:.1f} s at the end (the decide phase runs on a settled server)")
