@@ -31,6 +31,7 @@ def server(tmp_path_factory):
     cfg.server.allowed_origins = [SHOP, "http://127.0.0.1:*"]
     cfg.server.decide_rate_limit_per_second = 5
     cfg.server.demo_page = True
+    cfg.server.trusted_proxies = ["127.0.0.1"]  # the tests' requests stand in for a TLS proxy's
     cfg.server.flush_interval_ms = 100
     sink = LogSink()
     activator = Activator(cfg, log_sink=sink)
@@ -132,6 +133,10 @@ def test_settings_point_analytics_next_back_here(server) -> None:
     seg = r.json()["integrations"]["Segment.io"]
     assert seg["apiKey"] == "wk_web" and seg["apiHost"] == f"127.0.0.1:{server.port}/v1" and seg["protocol"] == "http"
     assert c.get("/v1/projects/wk_nope/settings").status_code == 404
+    behind = c.get("/v1/projects/wk_web/settings", headers={"X-Forwarded-Proto": "https",
+                                                              "X-Forwarded-Host": "mm.shop.example"})
+    seg = behind.json()["integrations"]["Segment.io"]
+    assert (seg["apiHost"], seg["protocol"]) == ("mm.shop.example/v1", "https")
 
 
 def test_decide_with_a_write_key_returns_the_content_and_nothing_else(server) -> None:
@@ -169,6 +174,9 @@ def test_decide_is_rate_limited_per_key_and_address(server) -> None:
     assert codes.count(200) >= 5 and codes[-1] == 429
     r = c.post("/v1/decide", content=body)
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    # per address: behind the (trusted) proxy, another visitor still gets answers
+    other = {"Content-Type": "text/plain", "X-Forwarded-For": "203.0.113.7"}
+    assert c.post("/v1/decide", content=body, headers=other).status_code == 200
     # the admin token is not limited by the page limit
     assert c.post("/v1/decide", json={"anonymousId": "a-flood"}, headers=ADMIN).status_code == 200
 

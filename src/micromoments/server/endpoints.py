@@ -104,6 +104,8 @@ class Api:
         self.activator: Any = None
         self.admin: AdminTokens | None = None  # admin tokens get the whole decision from /v1/decide
         self.decide_limiter = RateLimiter(10.0)
+        # the client address of an ASGI scope (server/web.py believes X-Forwarded-For from trusted proxies)
+        self.client_of: Callable[[dict[str, Any]], str | None] = _peer
         self.posthog_keys = WriteKeys({})  # PostHog project api_key -> source (server/wire.py)
         self.ga4_secrets = WriteKeys({})   # GA4 Measurement Protocol api_secret -> source
         # path -> handler of the other wire formats (server/wire.py ROUTES, set by create_app)
@@ -333,8 +335,7 @@ class FastPath:
                 elif kind == "batch":
                     status, out, headers = await api.batch(auth, body)
                 elif kind == "decide":
-                    client = scope.get("client")
-                    status, out, headers = await api.decide(auth, body, client[0] if client else None)
+                    status, out, headers = await api.decide(auth, body, api.client_of(scope))
                 else:
                     status, out, headers = await api.collect(kind, auth, body)
         except Exception:  # a bug: answer 500 with JSON rather than dropping the connection
@@ -346,6 +347,11 @@ class FastPath:
             raw_headers += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": out})
+
+
+def _peer(scope: dict[str, Any]) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
 
 
 PUBLIC_CONTENT = ("id", "title", "body", "url", "image", "cta", "discount_code")

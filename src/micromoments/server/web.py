@@ -22,6 +22,7 @@ from micromoments.config import ServerConfig
 from micromoments.server.auth import AdminTokens, RateLimiter, WriteKeys
 from micromoments.server.cors import Cors
 from micromoments.server.endpoints import Api
+from micromoments.server.pages.guard import Proxies
 from micromoments.server.wire import ROUTES as WIRE_ROUTES
 
 STATIC = Path(__file__).with_name("static")
@@ -37,6 +38,9 @@ def configure_api(api: Api, server: ServerConfig, admin: AdminTokens) -> None:
     api.wire_routes = dict(WIRE_ROUTES)
     api.admin = admin
     api.decide_limiter = RateLimiter(server.decide_rate_limit_per_second)
+    proxies = Proxies(server.trusted_proxies)
+    if proxies.networks:  # behind trusted proxies the page's address is in X-Forwarded-For
+        api.client_of = lambda scope: proxies.client_address(Request(scope))
 
 
 def settings_body(write_key: str, api_host: str, protocol: str) -> dict[str, Any]:
@@ -71,14 +75,16 @@ def add_web_routes(app: FastAPI, server: ServerConfig) -> None:
     configure_api(app.state.api, server, AdminTokens(server.admin_tokens))
     app.add_middleware(Cors, origins=server.allowed_origins)
     analytics_next = Path(server.analytics_next_dir).resolve() if server.analytics_next_dir else None
+    proxies = Proxies(server.trusted_proxies)
 
     @app.get("/v1/projects/{write_key}/settings", tags=["web"], summary="Analytics Next project settings",
              response_class=Response)
     async def project_settings(write_key: str, request: Request) -> Response:
         if request.app.state.api.write_keys.source_for_key(write_key) is None:
             return _not_found("write key")
-        host = request.headers.get("host") or f"{server.host}:{server.port}"
-        return _json(settings_body(write_key, f"{host}/v1", request.url.scheme))
+        # As the browser sees this server (behind a trusted TLS proxy: https and the public host).
+        host = proxies.host(request) or f"{server.host}:{server.port}"
+        return _json(settings_body(write_key, f"{host}/v1", proxies.scheme(request)))
 
     @app.get("/js/micromoments.js", tags=["web"], summary="The in-page script (docs/web.md)",
              response_class=Response)
