@@ -78,6 +78,19 @@ def demo(
     console.print(f"   experiment '{NAME}': {ex['people']:,} people assigned, {ex['exposures']:,} shown the how-to "
                   f"article, {ex['clicks']:,} clicks (simulated effect: {ex['credited']:,} purchases credited)")
 
+    with console.status("[bold]   search console: a Search Console export for the demo site…"):
+        from micromoments.demo.search_console import write_search_console
+        from micromoments.seo import classify_search
+        from micromoments.store.search_load import load_search_files
+
+        sc = write_search_console(out / "data" / "search-console", days=days, seed=seed, draws=20_000,
+                                  daily_impressions=4 * users)
+        loaded = load_search_files(store.duck, [sc.bulk])
+        classified = classify_search(store.duck, cfg)
+    console.print(f"   search console: {sc.rows:,} rows of searchdata_url_impression ({sc.impressions:,} impressions, "
+                  f"{classified['queries']:,} queries classified with their landing page) loaded: {loaded.summary()}; "
+                  f"`micromoments seo --db {db}` or the UI export {sc.ui_zip}")
+
     with console.status("[bold]6/6 building the journey analytics and the report…"):
         report = build_report(store, out / "report.html", cfg)
     store.close()

@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from micromoments.journey.faq import faq_rows
 from micromoments.report import charts
-from micromoments.report import measure, personas, predict  # noqa: F401  (they register their sections)
+from micromoments.report import measure, personas, predict, seo  # noqa: F401  (they register their sections)
 from micromoments.report.data import ReportData, collect, run_panel
 from micromoments.report.markup import built_html, rich
 from micromoments.report.sections import Section, figure_html, providers

@@ -42,8 +42,9 @@ from micromoments.server.security import HEADERS
 HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
 NAV = (("overview", "/app", "Overview"), ("live", "/app/live", "Live moments"), ("journey", "/app/journey", "Journey"),
-       ("questions", "/app/questions", "Questions & keywords"), ("personas", "/app/personas", "Personas"),
-       ("playbooks", "/app/playbooks", "Playbooks & content"), ("experiments", "/app/experiments", "Experiments"))
+       ("questions", "/app/questions", "Questions & keywords"), ("search", "/app/search", "Search"),
+       ("personas", "/app/personas", "Personas"), ("playbooks", "/app/playbooks", "Playbooks & content"),
+       ("experiments", "/app/experiments", "Experiments"))
 SECURITY_HEADERS = HEADERS  # also when the pages are mounted on an app without `SecurityHeaders`
 
 
@@ -299,6 +300,14 @@ def build_router(cache: AnalyticsCache, auth: Auth, *, get_activator: Callable[[
         return await run_in_threadpool(lambda: page(
             request, s, "questions.html.j2", "questions", kw_text="\n".join(lines), **extra,
             build=lambda snap: {"q": views.questions(snap) if snap.has_events else {}}))
+
+    @router.get("/search", response_class=HTMLResponse, include_in_schema=False)
+    def search(request: Request) -> HTMLResponse:
+        s = require_page(request)
+        from micromoments.server.pages import search as search_page
+
+        return page(request, s, "search.html.j2", "search",
+                    build=lambda snap: {"s": search_page.search(snap, cache.config)})
 
     @router.get("/personas", response_class=HTMLResponse, include_in_schema=False)
     def personas(request: Request) -> HTMLResponse:

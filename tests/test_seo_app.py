@@ -1,0 +1,58 @@
+"""The app's Search page: charts and tables from the store's search data, everything escaped."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from starlette.testclient import TestClient
+
+from micromoments.server.pages import hash_password, mount_pages
+from micromoments.store.search_load import load_search_files
+from test_report import make_store
+
+pytestmark = [pytest.mark.filterwarnings("ignore:The .future.infer_string. option"),
+              pytest.mark.slow]  # each builds a store and waits for the app's first snapshot
+FIXTURES = Path(__file__).parent / "fixtures" / "search"
+
+
+def signed_in(path: Path) -> TestClient:
+    app = FastAPI()
+    cache = mount_pages(app, store_path=str(path), admin_users={"ada": hash_password("lovelace")},
+                        session_secret="test-secret")
+    client = TestClient(app)
+    deadline = time.time() + 120
+    while cache._snap is None and time.time() < deadline:
+        assert cache.last_error is None, cache.last_error
+        time.sleep(0.2)
+    page = client.get("/app/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    client.post("/app/login", data={"csrf_token": token, "username": "ada", "password": "lovelace"})
+    return client
+
+
+def test_search_page_shows_the_analysis_escaped(tmp_path: Path) -> None:
+    store = make_store(tmp_path / "s.duckdb", people=60)
+    hostile = tmp_path / "searchdata_url_impression.csv"
+    text = (FIXTURES / "searchdata_url_impression.csv").read_text()
+    hostile.write_text(text.replace("cordless drill 18v", '<img src=x onerror="alert(1)"> drill'))
+    load_search_files(store.duck, [hostile])
+    store.close()
+    client = signed_in(tmp_path / "s.duckdb")
+    assert client.get("/app/search", follow_redirects=False).status_code == 200
+    page = client.get("/app/search").text
+    assert 'data-nav="search"' in page and "By moment" in page and "Cannibalisation" in page
+    assert 'id="chart-search-moments"' in page and 'id="chart-search-curve"' in page
+    assert "how to build a raised bed" in page and "(anonymized)" in page
+    assert '<img src=x onerror="alert(1)">' not in page
+    assert "TestClient" not in page and "Traceback" not in page
+
+
+def test_search_page_without_search_data_says_how_to_load_it(tmp_path: Path) -> None:
+    make_store(tmp_path / "s.duckdb", people=60).close()
+    page = signed_in(tmp_path / "s.duckdb").get("/app/search")
+    assert page.status_code == 200 and "No search data in the store yet" in page.text
+    assert "<code>micromoments seo --input" in page.text
