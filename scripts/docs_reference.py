@@ -286,7 +286,7 @@ def generate() -> dict[str, str]:
 
 # --- the MkDocs hook ----------------------------------------------------------------------------------
 def on_config(config: Any) -> Any:
-    """Keep only nav entries whose page exists, and list every other page under "More"."""
+    """Keep only nav entries whose page exists (each page once), and list every other page under "More"."""
     docs = Path(config["docs_dir"])
     on_disk = {p.relative_to(docs).as_posix() for p in docs.rglob("*.md")}
     present = on_disk | GENERATED
@@ -301,10 +301,10 @@ def on_config(config: Any) -> Any:
                     value = prune(value)
                     if value:
                         kept.append({title: value})
-                elif value in present or "://" in str(value):
+                elif (value in present or "://" in str(value)) and value not in listed:
                     listed.add(str(value))
                     kept.append(item)
-            elif isinstance(item, str) and item in present:
+            elif isinstance(item, str) and item in present and item not in listed:
                 listed.add(item)
                 kept.append(item)
         return kept

@@ -111,12 +111,13 @@ def test_http_reference_has_every_route() -> None:
     assert [r for r in routes if f"## {r}" not in markdown] == []
 
 
-def test_nav_drops_missing_pages_and_lists_unlisted_ones(tmp_path: Path) -> None:
+def test_nav_drops_missing_and_repeated_pages_and_lists_unlisted_ones(tmp_path: Path) -> None:
     (tmp_path / "guides").mkdir()
     for page in ("index.md", "guides/a.md", "new-page.md"):
         (tmp_path / page).write_text("# x\n")
     config = {"docs_dir": str(tmp_path),
-              "nav": [{"Home": "index.md"}, {"Guides": [{"A": "guides/a.md"}, {"Gone": "guides/gone.md"}]},
+              "nav": [{"Home": "index.md"}, {"Guides": [{"A": "guides/a.md"}, {"Gone": "guides/gone.md"},
+                                                        {"A again": "guides/a.md"}]},
                       {"Only missing": [{"X": "x.md"}]}, {"CLI": "reference/cli.md"}]}
     nav = ref.on_config(config)["nav"]
     assert nav == [{"Home": "index.md"}, {"Guides": [{"A": "guides/a.md"}]}, {"CLI": "reference/cli.md"},
