@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "micromoments"
 
 # DEVELOPERS.md "Rules": data flows one way; a package imports only from tiers at or below its own.
 TIERS: dict[str, int] = {
-    "errors": 0, "config": 1, "events": 1,
+    "errors": 0, "config": 1, "events": 1, "frames": 1,
     "sources": 2, "demo": 2,
     "store": 3,
     "intent": 4, "journey": 4, "personas": 4, "seo": 4,

@@ -140,11 +140,14 @@ def test_reingest_is_idempotent(store: Store, tmp_path: Path) -> None:
     assert first.loaded == 6
     assert (again.loaded, again.duplicates) == (0, 6)
     assert store.count("events") == 6
-    # Events without a messageId are keyed by their content, so they dedupe too.
+    # Events without a messageId are keyed by their content and occurrence: three identical lines
+    # are three events (real repeats), and loading the file again adds none.
     no_ids = tmp_path / "noid.jsonl"
     no_ids.write_text('{"type":"track","event":"A","userId":"u","timestamp":"2026-09-01T00:00:00Z"}\n' * 3)
     result = ingest_file(store, no_ids)
-    assert (result.loaded, result.duplicates) == (1, 2)
+    assert (result.loaded, result.duplicates) == (3, 0)
+    result = ingest_file(store, no_ids)
+    assert (result.loaded, result.duplicates) == (0, 3)
 
 
 def test_identity_stitching_web_and_app(store: Store) -> None:

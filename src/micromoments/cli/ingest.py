@@ -49,6 +49,7 @@ def ingest(
             bar.update(task, completed=bar.tasks[task].total or 0)
             console.print(f"[bold]{path}[/] ({result.format}): {result.summary()}"
                           + (f", {result.restitched} events re-keyed to known people" if result.restitched else ""))
+            console.print(f"  {result.keying()}")
             for reason, n in sorted(result.reasons.items(), key=lambda kv: -kv[1])[:5]:
                 console.print(f"  quarantined {n} × {reason}")
             failed = failed or (result.read > 0 and result.loaded + result.duplicates == 0)

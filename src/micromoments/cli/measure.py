@@ -96,40 +96,61 @@ def metrics_cmd(
 
 def _results_table(a: Any) -> Table:
     t = Table(title=f"experiment {a.experiment}: each variant vs {a.control}")
-    cols = ["metric", "variant", "control_mean", "variant_mean", "lift", "ci", "p_value", "p_adjusted",
+    cols = ["metric", "variant", "control_mean", "variant_mean", "lift", "ci", "lift p", "p_value", "p_adjusted",
             "always_valid_p", "chance_to_win", "expected_loss"]
     for c in cols:
         t.add_column(c)
     for r in a.results.itertuples():
         t.add_row(("★ " if r.primary else "") + r.metric, str(r.variant), f"{r.control_mean:.4g}", f"{r.variant_mean:.4g}",
-                  f"{r.lift:+.2%}", f"[{r.lift_ci_low:+.2%}, {r.lift_ci_high:+.2%}]", f"{r.p_value:.3g}",
-                  f"{r.p_adjusted:.3g}", f"{r.always_valid_p:.3g}", f"{r.chance_to_win:.1%}", f"{r.expected_loss:.3g}")
+                  f"{r.lift:+.2%}", f"[{r.lift_ci_low:+.2%}, {r.lift_ci_high:+.2%}]", f"{r.lift_p_value:.3g}",
+                  f"{r.p_value:.3g}", f"{r.p_adjusted:.3g}", f"{r.always_valid_p:.3g}", f"{r.chance_to_win:.1%}",
+                  f"{r.expected_loss:.3g}")
     return t
 
 
 @experiment_app.command("analyze")
 @friendly_errors
 def experiment_analyze(
-    name: str = typer.Argument(..., help="The [[experiments]] name in micromoments.toml."),
+    name: Optional[str] = typer.Argument(None, help="The [[experiments]] name in micromoments.toml "
+                                                    "(not needed with --summary)."),
     metrics: Optional[str] = typer.Option(None, help="Comma-separated metrics (default: primary + guardrails)."),
+    summary: Optional[Path] = typer.Option(None, "--summary", help="Analyse per-variant summary statistics from this "
+                                                                   "file instead of the store: variant,n,sum,sum_squares "
+                                                                   "or variant,n,conversions (optional metric, weight)."),
+    control: Optional[str] = typer.Option(None, help="With --summary: the control variant (default: the first row's)."),
+    delimiter: Optional[str] = typer.Option(None, "--delimiter", help="With --summary: the column separator "
+                                                                      "(default: sniffed)."),
     alpha: float = typer.Option(0.05, help="Significance level."),
     correction: str = typer.Option("holm", help="Multiple-comparison method (statsmodels multipletests)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     db: Optional[Path] = DB_OPTION, config_path: Optional[Path] = CONFIG_OPTION,
 ) -> None:
     """Lift with Welch/delta-method intervals, CUPED, chance-to-win, always-valid p, SRM check."""
-    from micromoments.measure.experiments import analyze_store, find_experiment
+    from micromoments.errors import InputError
+    from micromoments.measure.experiments import analyze_stats, analyze_store, find_experiment
 
-    store, cfg = _store(db, config_path)
-    exp = find_experiment(cfg, name)
-    ms = [m.strip() for m in metrics.split(",")] if metrics else None
-    a = analyze_store(store, exp, ms, alpha=alpha, correction=correction)
+    exp = None
+    if summary is not None:
+        from micromoments.measure.summary_stats import read_summary
+
+        stats_frame, found, weights = read_summary(summary, delimiter)
+        ms = [m.strip() for m in metrics.split(",")] if metrics else found
+        a = analyze_stats(stats_frame, ms, control=control, weights=weights, alpha=alpha, correction=correction,
+                          cuped=False, experiment=name or summary.stem)
+    else:
+        if not name:
+            raise InputError("no experiment named", where="experiment analyze",
+                             hint="give the [[experiments]] name, or --summary FILE with per-variant statistics")
+        store, cfg = _store(db, config_path)
+        exp = find_experiment(cfg, name)
+        ms = [m.strip() for m in metrics.split(",")] if metrics else None
+        a = analyze_store(store, exp, ms, alpha=alpha, correction=correction)
     if as_json:
         console.print_json(json.dumps({"experiment": a.experiment, "control": a.control, "srm_p_value": a.srm_p_value,
                                        "counts": a.srm_counts, "notes": a.notes,
                                        "results": json.loads(a.results.to_json(orient="records"))}))
         return
-    if exp.hypothesis:
+    if exp is not None and exp.hypothesis:
         console.print(f"[bold]hypothesis:[/] {exp.hypothesis}")
     console.print(f"people per variant: {a.srm_counts} (expected shares {a.expected_shares}); SRM p = {a.srm_p_value:.3g}")
     console.print(_results_table(a))
@@ -176,6 +197,8 @@ def attribution_cmd(
                                                               "total_conversion_value,total_null (default: the store)."),
     models: str = typer.Option("first_touch,last_touch,linear,time_decay,position_based,markov,shapley"),
     sep: str = typer.Option(">", help="Separator between touches in --paths."),
+    delimiter: Optional[str] = typer.Option(None, "--delimiter", help="Column separator of --paths (default: "
+                                                                     "sniffed from the header: , ; tab |)."),
     half_life: float = typer.Option(7.0, help="Time-decay half-life, in touches."),
     order: int = typer.Option(1, help="Markov chain order (states = the last ORDER touches)."),
     touch: str = typer.Option("channel", help="From the store: channel (session entry channels) or moment "
@@ -186,7 +209,7 @@ def attribution_cmd(
     from micromoments.measure import attribution as at
 
     if paths is not None:
-        p = at.read_paths(paths, sep=sep)
+        p = at.read_paths(paths, sep=sep, delimiter=delimiter)
     else:
         store, cfg = _store(db, config_path)
         p = _store_paths(store, cfg, touch)

@@ -45,6 +45,26 @@ def build_cmd(clusters: int = typer.Option(0, "--clusters", "-k", help="Number o
     store.close()
 
 
+@personas_app.command("clv")
+@friendly_errors
+def clv_cmd(params: bool = typer.Option(True, "--params/--no-params", help="Print the fitted parameters."),
+            as_of: Optional[str] = typer.Option(None, "--as-of", help="End of the observation window (YYYY-MM-DD; "
+                                                "default: the day of the store's last event)."),
+            unit: str = typer.Option("days", help="Time unit of the fit: days or weeks."),
+            db: Optional[Path] = DB_OPTION, config_path: Optional[Path] = CONFIG_OPTION) -> None:
+    """Fit BG/NBD and Gamma-Gamma on the purchases up to --as-of; print the parameters and log-likelihoods."""
+    from micromoments.errors import InputError
+    from micromoments.personas.clv_fit import fit_store_clv, parse_as_of
+
+    if unit not in ("days", "weeks"):
+        raise InputError(f"unknown unit {unit!r}", where="--unit", hint="days or weeks")
+    store, cfg = _open(db, config_path)
+    fit = fit_store_clv(store, cfg, as_of=parse_as_of(as_of), unit_days=7.0 if unit == "weeks" else 1.0)
+    for line in fit.lines() if params else fit.lines()[:1]:
+        console.print(line, highlight=False)
+    store.close()
+
+
 @personas_app.command("import-survey")
 @friendly_errors
 def import_survey_cmd(file: Path = typer.Argument(..., help="CSV with a header; one row per person."),

@@ -108,16 +108,19 @@ def paths_from_frame(frame: pd.DataFrame, sep: str = ">", where: str = "paths") 
                  num["total_conversion_value"], num["total_null"])
 
 
-def read_paths(path: str | Path, sep: str = ">") -> Paths:
-    """Read a ChannelAttribution path file (CSV, header `path,total_conversions,...`)."""
+def read_paths(path: str | Path, sep: str = ">", delimiter: str | None = None) -> Paths:
+    """Read a ChannelAttribution path file (header `path,total_conversions,...`): comma- or
+    semicolon-separated (ChannelAttribution's own `Data.csv`), sniffed unless `delimiter` is given."""
+    from micromoments.sources.delimited import describe_delimiter, read_delimited, sniff_delimiter
+
     path = Path(path)
-    if not path.exists():
-        raise InputError("path file not found", where=str(path), hint="check the file name")
-    try:
-        frame = pd.read_csv(path, dtype={"path": str}, engine="pyarrow" if path.stat().st_size > 1e6 else "c")
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, ValueError) as exc:
-        raise InputError(f"not a readable CSV path file: {exc}", where=str(path),
-                         hint=f"header {','.join(PATH_COLUMNS)}, one path per row") from exc
+    delim = delimiter or (sniff_delimiter(path) if path.exists() else ",")
+    frame = read_delimited(path, delim, what="path file", dtype={"path": str})
+    if "path" not in frame.columns or "total_conversions" not in frame.columns:
+        found = ", ".join(map(str, frame.columns[:6])) + ("…" if len(frame.columns) > 6 else "")
+        raise InputError(f"missing column 'path' or 'total_conversions' (read as {describe_delimiter(delim)}-separated, "
+                         f"columns found: {found})", where=str(path),
+                         hint=f"the header must be {','.join(PATH_COLUMNS)}; give the separator with --delimiter")
     return paths_from_frame(frame, sep=sep, where=str(path))
 
 

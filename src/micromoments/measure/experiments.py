@@ -217,7 +217,9 @@ def analyze_stats(summary: pd.DataFrame, metrics: list[str], *, control: str | N
             else:  # ratio metrics: normal approximation (delta method)
                 q = stats.z_value(alpha)
                 p = float(2 * sst.norm.sf(abs(diff / se))) if se > 0 else 1.0
-            lift, lift_se, lift_lo, lift_hi = stats.relative_lift(m_c, var_mc, m_t, var_mt, alpha)
+            lift_df = row["df"] if "df" in row and np.isfinite(row["df"]) else None
+            lift, lift_se, lift_lo, lift_hi = stats.relative_lift(m_c, var_mc, m_t, var_mt, alpha, df=lift_df)
+            lift_p = float(stats.lift_p_value(lift, lift_se, lift_df))
             if num in BINARY and den is None and not row.get("cuped"):
                 ctw, loss = stats.beta_chance_to_win(int(ci[f"s_{num}"]), int(ci["n"]), int(t[f"s_{num}"]), int(t["n"]))
             else:
@@ -230,6 +232,7 @@ def analyze_stats(summary: pd.DataFrame, metrics: list[str], *, control: str | N
                 "n_control": int(ci["n"]), "n_variant": int(t["n"]),
                 "diff": diff, "ci_low": diff - q * se, "ci_high": diff + q * se, "p_value": p,
                 "lift": float(lift), "lift_ci_low": float(lift_lo), "lift_ci_high": float(lift_hi),
+                "lift_p_value": lift_p,
                 "chance_to_win": ctw, "expected_loss": loss,
                 "always_valid_p": av_p, "cs_low": float(cs_lo), "cs_high": float(cs_hi),
                 **row,

@@ -87,7 +87,8 @@ def read_stores(path: str | Path) -> pd.DataFrame:
 
     >>> import tempfile, os
     >>> p = os.path.join(tempfile.mkdtemp(), "s.csv")
-    >>> _ = open(p, "w").write("store_id,lat,lon\\nS1,51.5,-0.12\\n")
+    >>> from pathlib import Path
+    >>> _ = Path(p).write_text("store_id,lat,lon\\nS1,51.5,-0.12\\n")
     >>> read_stores(p).store_id.tolist()
     ['S1']
     """

@@ -28,9 +28,9 @@ import random
 import uuid
 from pathlib import Path
 
-# Canonical field=column: the event time, its type and the user. Price stays in `properties`:
-# every view carries a price, so it is not revenue (journey sums revenue over purchases only).
-REES46_MAPPING = "timestamp=event_time,event=event_type,user_id=user_id"
+# Canonical field=column: the event time, its type and the user; `price` is revenue on purchase
+# events only (every view carries a price too, and keeps it in `properties`).
+REES46_MAPPING = "timestamp=event_time,event=event_type,user_id=user_id,revenue=price,revenue_on=purchase"
 REES46_COLUMNS = ("event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price",
                   "user_id", "user_session")
 

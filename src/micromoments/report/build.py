@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader
 
+from micromoments.frames import blank_missing
 from micromoments.journey.faq import faq_rows
 from micromoments.report import charts
 from micromoments.report import measure, personas, predict, seo  # noqa: F401  (they register their sections)
@@ -195,7 +196,8 @@ def render(data: ReportData, title: str = "Micro-moments report") -> str:
 
     import micromoments
 
-    env = Environment(loader=FileSystemLoader(str(Path(__file__).parent)), autoescape=True)
+    env = Environment(loader=FileSystemLoader(str(Path(__file__).parent)), autoescape=True,
+                      finalize=blank_missing)  # never "None"/"nan" in the report
     env.filters["rich"] = rich
     template = env.get_template("report.html.j2")
     sections = [dataclasses.replace(s, figure=built_html(s.figure), table=built_html(s.table))

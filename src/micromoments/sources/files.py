@@ -2,7 +2,8 @@
 
 >>> import tempfile, os
 >>> p = os.path.join(tempfile.mkdtemp(), "a.jsonl")
->>> _ = open(p, "w").write('{"a": 1}\\n{"a": 2}\\n')
+>>> from pathlib import Path
+>>> _ = Path(p).write_text('{"a": 1}\\n{"a": 2}\\n')
 >>> [(c.first_line, [line.strip() for line in c.lines.to_pylist()]) for c in iter_line_chunks(p)]
 [(1, ['{"a": 1}', '{"a": 2}'])]
 """
@@ -69,8 +70,8 @@ def check_readable(path: str | Path) -> Path:
 
 def read_head(path: str | Path, n_bytes: int) -> bytes:
     """The first `n_bytes` of the (decompressed) file."""
-    stream, _ = open_binary(path)
-    with stream:
+    stream, raw = open_binary(path)
+    with raw, stream:  # closing a GzipFile leaves the file it reads open
         try:
             return stream.read(n_bytes)
         except (OSError, EOFError, zlib.error) as exc:

@@ -3,9 +3,13 @@
 `--map user_id=uid,event=action,timestamp=ts` names which source column feeds which
 canonical field. Columns named like a canonical field (or its Segment spelling, such as
 `userId`) map themselves. Every column that maps to nothing is kept in `properties`.
+`revenue_on=EVENT|EVENT` counts the `revenue` column only on those events (a price column that
+every product view carries is revenue on purchases only); the column also stays in `properties`.
 
 >>> parse_mapping("user_id=uid, event=action")
 {'user_id': 'uid', 'event': 'action'}
+>>> parse_mapping("revenue=price,revenue_on=purchase|refund")
+{'revenue': 'price', 'revenue_on': 'purchase|refund'}
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ TARGETS: dict[str, tuple[str, str]] = {
     "user_agent": ("user_agent", "string"), "revenue": ("revenue", "number"),
 }
 
+# Mapping keys that are options, not columns: revenue_on=EVENT|EVENT (see the module doc).
+OPTIONS = ("revenue_on",)
+
 # Source column spellings that map themselves without --map.
 ALIASES: dict[str, str] = {
     "messageId": "message_id", "anonymousId": "anonymous_id", "userId": "user_id",
@@ -63,9 +70,9 @@ def parse_mapping(text: str | None) -> dict[str, str]:
                              hint="e.g. --map user_id=uid,event=action,timestamp=ts")
         key, _, column = part.partition("=")
         key, column = key.strip(), column.strip()
-        if key not in TARGETS:
+        if key not in TARGETS and key not in OPTIONS:
             raise InputError(f"unknown field '{key}'", where="--map",
-                             hint=f"fields: {', '.join(TARGETS)}")
+                             hint=f"fields: {', '.join([*TARGETS, *OPTIONS])}")
         mapping[key] = column
     return mapping
 
@@ -73,7 +80,12 @@ def parse_mapping(text: str | None) -> dict[str, str]:
 def resolve_mapping(columns: list[str], mapping: dict[str, str], *, where: str) -> dict[str, str]:
     """Complete an explicit mapping with self-mapping columns; check the columns exist."""
     resolved = dict(mapping)
+    if "revenue_on" in mapping and "revenue" not in mapping:
+        raise InputError("revenue_on needs a revenue column", where="--map",
+                         hint="add revenue=COLUMN, e.g. --map revenue=price,revenue_on=purchase")
     for field_name, column in mapping.items():
+        if field_name in OPTIONS:
+            continue
         if column not in columns:
             raise InputError(f"--map {field_name}={column}: no column '{column}'", where=where,
                              hint=f"columns are: {', '.join(columns)}")
@@ -110,6 +122,8 @@ def tabular_mapping_sql(columns: list[str], mapping: dict[str, str], relation: s
     exprs: dict[str, str] = {}
     checks: list[str] = []
     for field_name, column in mapping.items():
+        if field_name in OPTIONS:
+            continue
         target, kind = TARGETS[field_name]
         col = _ident(column)
         have = types.get(column, "string")
@@ -140,7 +154,12 @@ def tabular_mapping_sql(columns: list[str], mapping: dict[str, str], relation: s
         exprs["ts_text"] = f"CAST({ts_col} AS VARCHAR)"
     exprs.setdefault("type", "'track'")
     exprs["type"] = f"lower(coalesce({exprs['type']}, 'track'))"
-    extra = [c for c in columns if c not in set(mapping.values())]
+    revenue_on = [e for e in mapping.get("revenue_on", "").split("|") if e.strip()]
+    if revenue_on and "revenue" in exprs:  # revenue on those events only; the column stays a property
+        names = ", ".join("'" + e.strip().replace("'", "''") + "'" for e in revenue_on)
+        exprs["revenue"] = f"CASE WHEN {exprs.get('event', 'NULL')} IN ({names}) THEN {exprs['revenue']} END"
+    kept = {mapping["revenue"]} if revenue_on and "revenue" in mapping else set()
+    extra = [c for c in columns if c not in {v for k, v in mapping.items() if k not in OPTIONS} - kept]
     props = (
         "json_object(" + ", ".join(f"'{c.replace(chr(39), chr(39) * 2)}', {_ident(c)}" for c in extra) + ")::VARCHAR"
         if extra else "NULL"
@@ -250,6 +269,7 @@ def iter_csv_chunks(
             yield RowChunk(pa.table({"line_no": pa.array([], pa.int64()), **{n: pa.array([], pa.string()) for n in names}}), rejected[:])
     finally:
         stream.close()
+        underlying.close()  # a GzipFile does not close the file it reads
 
 
 def _open_parquet(path: str | Path) -> pq.ParquetFile:

@@ -14,8 +14,9 @@ files DuckDB can read are not chunked: see `whole_parquet`.
 
 >>> from micromoments.store import Store
 >>> import tempfile, os
+>>> from pathlib import Path
 >>> path = os.path.join(tempfile.mkdtemp(), "e.jsonl")
->>> _ = open(path, "w").write('{"type":"track","event":"Signed Up","userId":"u1","timestamp":"2026-01-05T10:00:00Z"}\\nnot json\\n')
+>>> _ = Path(path).write_text('{"type":"track","event":"Signed Up","userId":"u1","timestamp":"2026-01-05T10:00:00Z"}\\nnot json\\n')
 >>> ingest_file(Store(":memory:"), path).summary()
 '1 loaded, 0 duplicates, 1 quarantined'
 """
@@ -58,6 +59,7 @@ from micromoments.sources.tabular import (
 )
 from micromoments.store import Store
 from micromoments.store.identity import PeopleSoFar, links_in, rebuild_identities, record_links
+from micromoments.store.keying import OccurrenceKeys
 from micromoments.store.schema import EVENTS_COLUMNS
 from micromoments.store.settings import duckdb_settings
 from micromoments.store.whole_parquet import load_whole_parquet
@@ -110,9 +112,26 @@ class IngestResult:
     quarantined: int = 0
     restitched: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    content_keyed: int = 0  # valid rows without an id, keyed by content + occurrence (store.keying)
+    repeats_kept: int = 0   # of those, identical to an earlier row of the file: kept as events of their own
 
     def summary(self) -> str:
         return f"{self.loaded} loaded, {self.duplicates} duplicates, {self.quarantined} quarantined"
+
+    def keying(self) -> str:
+        """How the rows were keyed, for the summary: by their ids, or (rows without one) by content
+        plus their occurrence number among identical rows of the file.
+
+        >>> IngestResult("f.csv", "csv", read=3, loaded=3, content_keyed=3, repeats_kept=1).keying()
+        'keyed by content + occurrence (no id): 3 rows, 1 identical repeat kept as its own event'
+        >>> IngestResult("f.csv", "csv", read=3, loaded=3).keying()
+        'keyed by message id'
+        """
+        if not self.content_keyed:
+            return "keyed by message id"
+        repeats = f"{self.repeats_kept} identical repeat{'' if self.repeats_kept == 1 else 's'}"
+        return (f"keyed by content + occurrence (no id): {self.content_keyed} row{'' if self.content_keyed == 1 else 's'}, "
+                f"{repeats} kept as {'its own event' if self.repeats_kept == 1 else 'events of their own'}")
 
 
 class _Loader:
@@ -140,6 +159,7 @@ class _Loader:
         self.people = PeopleSoFar(self.con.execute("SELECT a, b FROM identity_links").fetchall())
         self.scratch = f"{_SCRATCH}_{os.getpid()}_{next(_scratch_ids)}"
         self.con.execute(f"ATTACH ':memory:' AS {self.scratch}")
+        self.keys = OccurrenceKeys(self.con, self.scratch)  # numbers identical rows without an id
         # Stages chunks (`stage`) in a thread of its own while `self.con` stores the previous one.
         self.worker = self.con.cursor()
         # Parse JSON without `try` (faster) until a chunk turns out to hold a line that is not JSON.
@@ -201,6 +221,7 @@ class _Loader:
         """In one transaction: quarantine the rejects, insert new events, record id links."""
         self.staged = staged
         con = self.con
+        self.number_content_keys(staged)
         total, bad = con.execute(f"SELECT count(*), count(_reason) FROM {staged}").fetchone()
         links = links_in(con, staged)
         self.people.add((a, b) for a, b, _ in links)
@@ -228,6 +249,12 @@ class _Loader:
         self.result.quarantined += int(bad)
         self.result.loaded += int(new)
         self.result.duplicates += int(total) - int(bad) - int(new)
+
+    def number_content_keys(self, table: str) -> str | None:
+        """Number the repeats among `table`'s rows without an id (see `store.keying`)."""
+        changes = self.keys.number(self.con, table)
+        self.result.content_keyed, self.result.repeats_kept = self.keys.content_keyed, self.keys.repeats_kept
+        return changes
 
     def _event_select(self) -> str:
         """The `events` columns over a scratch table."""
@@ -352,6 +379,7 @@ class _Loader:
     def close(self) -> None:
         """Drop the scratch database (with any chunk staged but not stored) and the worker cursor."""
         self.worker.close()
+        self.keys.close(self.con)
         self.con.execute(f"DETACH DATABASE IF EXISTS {self.scratch}")
 
     def stage_json_documents(self, table: pa.Table, fmt: str, early_rejects: Rejects,
@@ -588,6 +616,7 @@ def _ingest_whole_parquet(loader: _Loader, path: Path, mapping: str | dict[str, 
             loader.con, parquet_rows_sql(path, first, last),
             finished=lambda rows: loader.finish(tabular_mapping_sql(columns, resolved, rows, kinds)),
             raw_sql=raw_sql, source=loader.source, now=loader.now, people=loader.people,
+            number_keys=loader.number_content_keys,
             on_fraction=lambda fraction, a=first, b=last: progress(int(size * (a - 1 + fraction * (b - a + 1)) / total_rows)))
         result = loader.result
         result.read += counts.read

@@ -80,13 +80,16 @@ def load_whole_parquet(
     now: dt.datetime,
     people: PeopleSoFar,
     on_fraction: Callable[[float], None] | None = None,
+    number_keys: Callable[[str], str | None] | None = None,
 ) -> WholeFileCounts:
     """Load `rows` (a relation `(line_no, <columns>)`, see `parquet_rows_sql`) into the store on `con`.
 
     `finished(relation)` gives the canonical columns plus `_field`/`_reason` of a relation of
     rows; `raw_sql` a row's text over alias `c`, for the quarantine. `people` holds the links
     stored so far and gains this file's. The quarantine, links and events are written in one
-    transaction. `on_fraction` hears how far along the load is (0..1).
+    transaction. `on_fraction` hears how far along the load is (0..1). `number_keys(table)` numbers
+    the repeats of rows without an id in the narrow table and returns the table of changed keys
+    `(line_no, message_id)` (see `store.keying`).
     """
     report = on_fraction or (lambda fraction: None)
     n = f"_mm_whole_{next(_names)}"
@@ -95,8 +98,9 @@ def load_whole_parquet(
         try:
             with _reporting(con, report, 0.0, _NARROW_SHARE):
                 con.execute(f"CREATE TEMP TABLE {n} AS SELECT {_NARROW} FROM ({finished(rows)})")
+            rekeyed = number_keys(f"temp.{n}") if number_keys is not None else None
             return _store(con, n, rows, finished=finished, raw_sql=raw_sql, source=source, now=now,
-                          people=people, report=report)
+                          people=people, report=report, rekeyed=rekeyed)
         except (duckdb.IOException, duckdb.InvalidInputException) as exc:  # either pass reads the file
             raise InputError(f"cannot read as Parquet: {exc}", where=source) from exc
         finally:
@@ -105,7 +109,8 @@ def load_whole_parquet(
 
 
 def _store(con: Any, n: str, rows: str, *, finished: Callable[[str], str], raw_sql: str, source: str,
-           now: dt.datetime, people: PeopleSoFar, report: Callable[[float], None]) -> WholeFileCounts:
+           now: dt.datetime, people: PeopleSoFar, report: Callable[[float], None],
+           rekeyed: str | None = None) -> WholeFileCounts:
     counts = WholeFileCounts()
     counts.read, counts.quarantined = (int(v) for v in con.execute(
         f"SELECT count(*), count(_reason) FROM {n}").fetchone())
@@ -134,12 +139,15 @@ def _store(con: Any, n: str, rows: str, *, finished: Callable[[str], str], raw_s
             counts.reasons = [r[0] for r in con.execute(f"SELECT _reason FROM {n} WHERE _reason IS NOT NULL").fetchall()]
         record_links(con, links)
         if counts.loaded:
-            columns = ", ".join('coalesce(m.person, f.person_id)' if c == "person_id" else f'f."{c}"'
-                                for c in EVENTS_COLUMNS)
+            columns = ", ".join('coalesce(m.person, f.person_id)' if c == "person_id"
+                                else "coalesce(k.message_id, f.message_id)" if c == "message_id" and rekeyed
+                                else f'f."{c}"' for c in EVENTS_COLUMNS)
+            # The wide pass maps the rows again: repeats of rows without an id take their numbered keys.
+            keys_join = f" LEFT JOIN {rekeyed} k ON k.line_no = f.line_no" if rekeyed else ""
             with _reporting(con, report, _NARROW_SHARE, 1.0):
                 inserted = con.execute(
                     f"""INSERT INTO events ({", ".join(f'"{c}"' for c in EVENTS_COLUMNS)})
-                        SELECT {columns} FROM ({finished(rows)}) f LEFT JOIN {n}_moved m ON m.id = f.person_id
+                        SELECT {columns} FROM ({finished(rows)}) f LEFT JOIN {n}_moved m ON m.id = f.person_id{keys_join}
                         WHERE f._reason IS NULL AND f.line_no NOT IN (SELECT line_no FROM {repeats})""").fetchone()[0]
             if inserted != counts.loaded:  # e.g. the file changed between the two passes
                 raise InputError(f"stored {inserted} rows where {counts.loaded} were checked", where=source,

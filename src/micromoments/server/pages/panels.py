@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from micromoments.errors import MicromomentsError
+from micromoments.frames import records
 from micromoments.journey.conversion import explanation, window_text
 from micromoments.report import charts
 from micromoments.report.markup import plot_text
@@ -43,7 +44,7 @@ def personas(snap: Snapshot) -> dict[str, Any]:
         if "persona_descriptions" in snap.tables:
             desc = snap.query("SELECT * FROM persona_descriptions")
             desc = desc.sort_values("people", ascending=False) if "people" in desc else desc
-            cards = desc.to_dict("records")
+            cards = records(desc)
         else:
             counts = pmap.value_counts()
             cards = [{"persona": p, "people": int(n), "share": n / len(pmap)} for p, n in counts.items()]
@@ -152,7 +153,7 @@ def playbooks(snap: Snapshot, activator: Any | None, config: Any | None) -> dict
                      "moments": list(getattr(getattr(p, "when", None), "moments", []) or []),
                      "source": getattr(p, "source", ""), **by_pb.get(p.name, {})})
     items = performance(snap, "content")
-    out: dict[str, Any] = {"playbooks": rows, "items": items.to_dict("records") if not items.empty else [],
+    out: dict[str, Any] = {"playbooks": rows, "items": records(items),
                            "live": activator is not None}
     if not rows:
         out["empty"] = "No playbooks found: add YAML files to <code>[activation] playbooks_dir</code>."
@@ -271,7 +272,7 @@ def experiments(snap: Snapshot, config: Any | None) -> dict[str, Any]:
                 continue
             res = a.results
             entry.update(verdict=verdict(res, e), srm=a.srm, counts=a.srm_counts, notes=a.notes,
-                         rows=res.to_dict("records"),
+                         rows=records(res),
                          chart=views.figure_html(_lift_chart(res), f"chart-exp-{len(out['experiments'])}")
                          if not res.empty else "")
             out["experiments"].append(entry)
@@ -308,7 +309,7 @@ def attribution(snap: Snapshot) -> dict[str, Any]:
                 f"compared with the data-driven Markov model, and over-credits <b>{gain.index[0]}</b> "
                 f"by {-gain.iloc[0]:,.0f}.")
         return {"att_chart": views.figure_html(attribution_chart(table), "chart-attribution"),
-                "att_models": [(m, MODEL_NAMES[m]) for m in models], "att_rows": wide.to_dict("records"),
+                "att_models": [(m, MODEL_NAMES[m]) for m in models], "att_rows": records(wide),
                 "att_note": note}
 
     try:

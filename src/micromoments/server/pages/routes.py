@@ -24,6 +24,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from micromoments.errors import MicromomentsError
+from micromoments.frames import blank_missing, records
 from micromoments.report.markup import rich
 from micromoments.server.pages import views
 from micromoments.server.pages.analytics import AnalyticsCache, Snapshot
@@ -70,7 +71,7 @@ class TimedRoute(APIRoute):
 def _safe_next(target: str | None) -> str:
     """Only a path of this site under /app: a login must never bounce to another site.
 
-    >>> _safe_next("/app/journey?x=1"), _safe_next("//evil.example/app"), _safe_next("/app\\@evil"), _safe_next("/apple")
+    >>> _safe_next("/app/journey?x=1"), _safe_next("//evil.example/app"), _safe_next(chr(92).join(["/app", "@evil"])), _safe_next("/apple")
     ('/app/journey?x=1', '/app', '/app', '/app')
     """
     if not target or not (target == "/app" or target.startswith(("/app/", "/app?"))):
@@ -92,7 +93,8 @@ def _checked_one_at_a_time(auth: Auth, name: str, password: str) -> bool:
 def build_router(cache: AnalyticsCache, auth: Auth, *, get_activator: Callable[[], Any],
                  workspace: str | None = None) -> APIRouter:
     # Our templates end in .html.j2, which Jinja's default selection would not escape: escape everything.
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True,
+                             finalize=blank_missing)  # never "None"/"nan" on a page
     env.filters["rich"] = rich
     env.filters["urlpart"] = lambda v: urllib.parse.quote(str(v), safe="")  # one path segment: "/" too
     templates = Jinja2Templates(env=env)
@@ -294,7 +296,7 @@ def build_router(cache: AnalyticsCache, auth: Auth, *, get_activator: Callable[[
             except Exception as exc:  # a bug in the analysis must not cost the page
                 log.exception("classifying %d keywords failed", len(words))
                 return {"kw_error": f"these keywords could not be classified ({type(exc).__name__})"}
-            return {"kw_result": res.to_dict("records")}
+            return {"kw_result": records(res)}
 
         extra = await run_in_threadpool(run)
         return await run_in_threadpool(lambda: page(

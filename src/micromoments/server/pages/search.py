@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from micromoments.frames import records
 from micromoments.errors import MicromomentsError
 from micromoments.report import seo as figures
 from micromoments.server.pages.analytics import Snapshot
@@ -22,7 +23,7 @@ NO_SEARCH = ("No search data in the store yet. Load your Search Console or Bing 
 
 
 def _records(frame: Any, n: int) -> list[dict[str, Any]]:
-    return [] if frame is None or frame.empty else frame.head(n).to_dict("records")
+    return [] if frame is None or frame.empty else records(frame.head(n))
 
 
 def search(snap: Snapshot, config: Any | None = None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from micromoments.errors import InputError
+from micromoments.frames import records
 from micromoments.journey.funnels import MODES, funnel
 from micromoments.report import charts
 from micromoments.report.markup import PlotlyDiv, plot_text
@@ -207,7 +208,7 @@ def store_moments(snap: Snapshot, moment: str | None, channel: str | None, limit
         return rows if len(rows) >= limit else snap.query(sql(False), params)
 
     rows = snap.remember(("live", moment, channel, limit, _events_count(snap)), build, limit=64)
-    return [normalise_moment(r) for r in rows.to_dict("records")]
+    return [normalise_moment(r) for r in records(rows)]
 
 
 def _events_count(snap: Snapshot) -> int:
@@ -247,7 +248,7 @@ def journey(snap: Snapshot) -> dict[str, Any]:
         out["map"] = chart(snap, "journey", lambda: charts.stage_bars(d.session_stages))
     if d.links is not None and not d.links.empty:
         out["sankey"] = chart(snap, "sankey", lambda: charts.sankey(d.links, d.paths))
-    out["paths"] = [] if d.paths is None else d.paths.to_dict("records")
+    out["paths"] = records(d.paths)
     if d.touchpoints is not None and not d.touchpoints.empty:
         out["touchpoints"] = chart(snap, "touchpoints", lambda: charts.touchpoint_chart(d.touchpoints))
     if d.heatmap is not None and not d.heatmap.empty:
@@ -281,7 +282,7 @@ def funnel_result(snap: Snapshot, steps: list[str], mode: str = "ordered", windo
         expr = funnel(snap.journey.sessionized, steps, mode=mode,  # type: ignore[arg-type]
                       window=dt.timedelta(days=window_days), breakdown=breakdown)
         frame = snap.execute(expr).sort_values(["breakdown", "step"])
-        rows = [{k: _clean(v) for k, v in r.items()} for r in frame.to_dict("records")]
+        rows = [{k: _clean(v) for k, v in r.items()} for r in records(frame)]
         return {"steps": [r for r in rows if r["breakdown"] == "all"] if not breakdown else [],
                 "breakdown": rows if breakdown else None, "mode": mode, "window_days": window_days}
 
@@ -311,7 +312,7 @@ def examples(snap: Snapshot, *, path: str | None = None, stage: str | None = Non
         ids = sel.person_id.unique()
     summary = person_summary(snap)
     people = summary[summary.person_id.isin(ids)]  # already in display order
-    return {"people": people.head(limit).to_dict("records"), "total": int(len(people))}
+    return {"people": records(people.head(limit)), "total": int(len(people))}
 
 
 def paths_index(snap: Snapshot) -> dict[str, pd.Index]:
@@ -383,9 +384,9 @@ def person(snap: Snapshot, person_id: str) -> dict[str, Any] | None:
         info = sess.loc[sid] if sess is not None and sid in sess.index else None
         sessions.append({"no": int(no), "stage": None if info is None else info.stage,
                          "converted": bool(info.converted) if info is not None else False,
-                         "events": grp.to_dict("records")})
+                         "events": records(grp)})
     return {"person_id": person_id, "sessions": sessions, "path": snap.person_paths.get(person_id),
-            "episodes": ep.to_dict("records"), "n_events": len(ev), "persona": persona_of(snap, person_id)}
+            "episodes": records(ep), "n_events": len(ev), "persona": persona_of(snap, person_id)}
 
 
 # --- questions & keywords ---------------------------------------------------------------------
@@ -396,11 +397,11 @@ def questions(snap: Snapshot, top: int = 60) -> dict[str, Any]:
         out["faq"] = chart(snap, "faq", lambda: charts.faq_chart(d.faq))
         from micromoments.journey.faq import faq_rows
 
-        out["themes"] = faq_rows(d.faq, 20).to_dict("records")
-        out["gaps"] = d.faq[d.faq.content_gap].to_dict("records")
+        out["themes"] = records(faq_rows(d.faq, 20))
+        out["gaps"] = records(d.faq[d.faq.content_gap])
     kw = keywords(snap)
     if not kw.empty:
-        out["keywords"] = kw.head(top).to_dict("records")
+        out["keywords"] = records(kw.head(top))
         out["intent"] = chart(snap, "keyword-intent", lambda: _intent_chart(kw))
     return out
 
