@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from micromoments.frames import records
 from micromoments.errors import MicromomentsError
+from micromoments.frames import records
 from micromoments.report import seo as figures
 from micromoments.server.pages.analytics import Snapshot
 from micromoments.server.pages.views import figure_html
