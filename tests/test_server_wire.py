@@ -160,10 +160,19 @@ def test_posthog_refuses_unknown_keys_and_bad_events(server) -> None:
     r = c.post("/batch/", json={"api_key": "phc_nope", "batch": [_ph("x", "d")]})
     assert r.status_code == 401 and r.json()["field"] == "api_key"
     assert c.post("/batch/", json={"batch": [_ph("x", "d")]}).status_code == 401
-    r = c.post("/batch/", json={"api_key": "phc_project", "batch": [_ph("x", "d"), {"distinct_id": "d"}]})
-    assert r.status_code == 400 and r.json()["field"] == "batch[1].event"
-    r = c.post("/batch/", json={"api_key": "phc_project", "batch": [{"event": "x", "properties": {}}]})
-    assert r.status_code == 400  # no distinct_id: no person
+    # A mixed batch keeps the good events; each bad one is quarantined with its reason and named.
+    good = _ph("kept", "d-mixed")
+    no_name = {"distinct_id": "d-mixed", "uuid": str(uuid.uuid4())}
+    nobody = {"event": "x", "uuid": str(uuid.uuid4()), "properties": {}}
+    r = c.post("/batch/", json={"api_key": "phc_project", "batch": [good, no_name, nobody]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == 1 and body["accepted"] == 1, body
+    assert [(x["index"], x["field"]) for x in body["rejected"]] == [(1, "batch[1].event"), (2, "batch[2].userId")], body
+    assert _query(server, "SELECT count(*) FROM events WHERE message_id = ?", [good["uuid"]]) == [(1,)]
+    reasons = _query(server, "SELECT reason FROM quarantine WHERE raw LIKE ? OR raw LIKE ? ORDER BY line",
+                     [f"%{no_name['uuid']}%", f"%{nobody['uuid']}%"])
+    assert len(reasons) == 2 and "event name" in reasons[0][0], reasons
     assert c.post("/e/", content=b"data=%%%not-base64", headers={
         "Content-Type": "application/x-www-form-urlencoded"}).status_code == 400
 
@@ -222,7 +231,15 @@ def test_ga4_debug_answers_validation_messages_and_collect_refuses(server) -> No
     bad = {"client_id": "1.2", "events": [{"name": "_badEventName", "params": {}}]}
     messages = c.post(GA4_DEBUG, json=bad).json()["validationMessages"]
     assert messages[0]["validationCode"] == "NAME_INVALID" and "_badEventName" in messages[0]["description"]
-    assert c.post(GA4, json=bad).status_code == 400
+    # /mp/collect answers 204 as Google does; the bad event is in the quarantine with its reason,
+    # the good one of the same request is stored.
+    mixed = {"client_id": "ga-mixed", "timestamp_micros": int(dt.datetime.now(dt.UTC).timestamp() * 1e6),
+             "events": [{"name": "_badEventName", "params": {}}, {"name": "tutorial_begin", "params": {}}]}
+    assert c.post(GA4, json=mixed).status_code == 204
+    assert [r[1] for r in _rows(server, "anonymous_id = 'ga-mixed'", [])] == ["tutorial_begin"]
+    reasons = _query(server, "SELECT reason FROM quarantine WHERE raw LIKE '%_badEventName%'", [])
+    assert reasons and "invalid name" in reasons[0][0]
+    assert c.post(GA4, json={"events": [{"name": "e"}]}).status_code == 400  # no client_id: nothing to keep
     many = {"client_id": "1.2", "events": [{"name": "e", "params": {}}] * 26}
     assert c.post(GA4_DEBUG, json=many).json()["validationMessages"][0]["validationCode"] == "EXCEED_MAX_ENTITIES"
     reserved = {"client_id": "1.2", "events": [{"name": "session_start", "params": {"firebase_x": 1}}]}

@@ -24,15 +24,34 @@ if TYPE_CHECKING:
 log = logging.getLogger("micromoments.server")
 
 
-async def _ingest(api: Api, source: str, items: list[dict[str, Any]], sent_at: Any) -> None:
-    """Validate and log `items` as one `/v1/batch` would (all or none); raises `Rejected`."""
+async def _ingest(api: Api, source: str, items: list[tuple[int, dict[str, Any]]], sent_at: Any,
+                  rejects: list[tuple[int, Rejected, Any]]) -> list[tuple[int, Rejected, Any]]:
+    """Log the good events of `items` ((index in the request, Segment event)) as `/v1/batch` does;
+    the bad ones join `rejects` (index, why, event) and go to the quarantine with their reason.
+    Returns every reject, by request index."""
     collector = api._collector()
     received_at, received_iso = received_now()
+    refused: list[tuple[int, Rejected, Any]] = []
     with gc_paused():
-        prepared = collector.prepare_batch(items, received_at=received_at, received_iso=received_iso,
-                                           sent_at=sent_at, keep_events=collector.needs_events)
+        prepared = collector.prepare_batch([event for _, event in items], received_at=received_at,
+                                           received_iso=received_iso, sent_at=sent_at,
+                                           keep_events=collector.needs_events, rejects=refused)
+    rejects = list(rejects)
+    for i, exc, item in refused:  # named by their place in the request, not in `items`
+        if exc.field and exc.field.startswith(f"batch[{i}]"):
+            exc.field = f"batch[{items[i][0]}]" + exc.field[len(f"batch[{i}]"):]
+        rejects.append((items[i][0], exc, item))
+    rejects.sort(key=lambda r: r[0])
+    if rejects:  # durable in the quarantine file before the answer says so
+        await api._refuse(collector, rejects, source)
     if prepared:
         await collector.accept(prepared, source=source)
+    return rejects
+
+
+def _rejected(rejects: list[tuple[int, Rejected, Any]]) -> list[dict[str, Any]]:
+    return [{"index": i, "field": exc.field, "error": exc.message, **({"hint": exc.hint} if exc.hint else {})}
+            for i, exc, _ in rejects]
 
 
 def _source(api: Api, keys: Any, key: str | None, field: str, hint: str) -> str:
@@ -61,9 +80,13 @@ async def posthog_capture(api: Api, req: WireInfo, body: bytes) -> Result:
         doc = wire_posthog.parse_body(body, req.content_type, req.query)
         source = _source(api, api.posthog_keys, wire_posthog.api_key_of(doc), "api_key",
                          "send the project key as api_key; map it to a source in [server] posthog_keys")
-        items, sent_at = wire_posthog.segment_batch(doc)
-        await _ingest(api, source, items, sent_at)
-        return 200, wire_posthog.SUCCESS, None
+        items, sent_at, bad = wire_posthog.segment_batch(doc)
+        total = len(items) + len(bad)
+        rejects = await _ingest(api, source, items, sent_at, bad)
+        if not rejects:
+            return 200, wire_posthog.SUCCESS, None
+        return 200, orjson.dumps({"status": 1, "accepted": total - len(rejects),
+                                  "rejected": _rejected(rejects)}), None
 
     return await _guarded(api, work)
 
@@ -75,11 +98,16 @@ async def ga4_collect(api: Api, req: WireInfo, body: bytes) -> Result:
         source = _source(api, api.ga4_secrets, req.param("api_secret"), "api_secret",
                          "pass ?api_secret=...; map it to a source in [server] ga4_api_secrets")
         doc = parse_json(body)
-        messages = wire_ga4.validate(doc)
-        if messages:
+        messages = wire_ga4.validate_request(doc)
+        if messages:  # no client id, no events array: nothing to keep
             raise wire_ga4.rejected_for(messages)
         _, received_iso = received_now()
-        await _ingest(api, source, wire_ga4.to_segment(doc, received_iso=received_iso), None)
+        events, bad = wire_ga4.split_events(doc)
+        items = list(zip(events, wire_ga4.to_segment({**doc, "events": [doc["events"][i] for i in events]},
+                                                     received_iso=received_iso, indexes=events)))
+        rejects = await _ingest(api, source, items, None, bad)
+        # Google answers 2xx whatever the events; the bad ones here are in the quarantine
+        # (and /debug/mp/collect says why).
         return 204, b"", None
 
     return await _guarded(api, work)

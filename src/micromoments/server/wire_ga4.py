@@ -53,6 +53,29 @@ def _message(path: str, description: str, code: str) -> dict[str, str]:
 
 def validate(body: Any) -> list[dict[str, str]]:
     """Google's validation messages for a Measurement Protocol body ([] when valid)."""
+    out = validate_request(body)
+    events = body.get("events") if isinstance(body, dict) else None
+    if isinstance(events, list):
+        for i, event in enumerate(events[:MAX_EVENTS]):
+            out += _validate_event(i, event)
+    return out
+
+
+def split_events(body: dict[str, Any]) -> tuple[list[int], list[tuple[int, Rejected, Any]]]:
+    """(indexes of the valid events, (index, why, event) of the others) of a request `validate_request` passed."""
+    good, bad = [], []
+    for i, event in enumerate(body["events"]):
+        messages = _validate_event(i, event)
+        if messages:
+            bad.append((i, Rejected(400, messages[0]["description"], messages[0]["fieldPath"],
+                                    hint="POST it to /debug/mp/collect to see every problem"), event))
+        else:
+            good.append(i)
+    return good, bad
+
+
+def validate_request(body: Any) -> list[dict[str, str]]:
+    """The messages about the request itself (ids, time, user properties, the events array)."""
     if not isinstance(body, dict):
         return [_message("", "The body must be a JSON object.", "VALUE_INVALID")]
     out: list[dict[str, str]] = []
@@ -80,8 +103,6 @@ def validate(body: Any) -> list[dict[str, str]]:
         return out
     if len(events) > MAX_EVENTS:
         out.append(_message("events", f"A request can have at most {MAX_EVENTS} events.", "EXCEED_MAX_ENTITIES"))
-    for i, event in enumerate(events):
-        out += _validate_event(i, event)
     return out
 
 
@@ -125,8 +146,10 @@ def _micros_iso(micros: Any) -> str:
     return when.isoformat(timespec="microseconds") + "Z"
 
 
-def to_segment(body: dict[str, Any], *, received_iso: str | None = None) -> list[dict[str, Any]]:
-    """The Segment events of one valid Measurement Protocol body (see `validate`)."""
+def to_segment(body: dict[str, Any], *, received_iso: str | None = None,
+               indexes: list[int] | None = None) -> list[dict[str, Any]]:
+    """The Segment events of one valid Measurement Protocol body (see `validate`); `indexes` are
+    the events' places in the request (the default 0, 1, ...), part of their messageIds."""
     client = body.get("client_id", body.get("app_instance_id"))
     user = body.get("user_id")
     traits = {k: v.get("value") if isinstance(v, dict) else v
@@ -134,7 +157,8 @@ def to_segment(body: dict[str, Any], *, received_iso: str | None = None) -> list
     request_ts = body.get("timestamp_micros")
     app = "app_instance_id" in body and "client_id" not in body
     out = []
-    for i, event in enumerate(body["events"]):
+    for n, event in enumerate(body["events"]):
+        i = indexes[n] if indexes is not None else n
         name = event["name"]
         params = dict(event.get("params") or {})
         type_ = EVENT_TYPES.get(name, "track")
@@ -186,7 +210,7 @@ def to_segment(body: dict[str, Any], *, received_iso: str | None = None) -> list
 
 
 def rejected_for(messages: list[dict[str, str]]) -> Rejected:
-    """The collector's 400 for an invalid body (the first message; /debug lists them all)."""
+    """The collector's 400 for an invalid request (the first message; /debug lists them all)."""
     first = messages[0]
     return Rejected(400, first["description"], first["fieldPath"] or "body",
                     hint="POST it to /debug/mp/collect to see every problem")

@@ -201,7 +201,14 @@ def _context(props: dict[str, Any]) -> dict[str, Any]:
     return ctx
 
 
-def segment_batch(doc: Any) -> tuple[list[dict[str, Any]], Any]:
-    """(Segment events, sent_at) of a parsed capture body; 400 names the event at fault."""
+def segment_batch(doc: Any) -> tuple[list[tuple[int, dict[str, Any]]], Any, list[tuple[int, Rejected, Any]]]:
+    """((index, Segment event) of the good events, sent_at, (index, why, event) of the bad ones)."""
     events, sent_at = events_of(doc)
-    return [to_segment(e, f"batch[{i}].") for i, e in enumerate(events)], sent_at
+    good: list[tuple[int, dict[str, Any]]] = []
+    bad: list[tuple[int, Rejected, Any]] = []
+    for i, event in enumerate(events):
+        try:
+            good.append((i, to_segment(event, f"batch[{i}].")))
+        except Rejected as exc:
+            bad.append((i, exc, event))
+    return good, sent_at, bad
