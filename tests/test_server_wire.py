@@ -251,3 +251,23 @@ def test_ga4_debug_answers_validation_messages_and_collect_refuses(server) -> No
     r = c.post("/mp/collect?measurement_id=G-1&api_secret=wrong", json=_google_examples("1.2")[1])
     assert r.status_code == 401 and r.json()["field"] == "api_secret"
     assert c.post("/mp/collect?measurement_id=G-1", json=_google_examples("1.2")[1]).status_code == 401
+
+
+def test_odd_bodies_never_get_a_server_error(server) -> None:
+    c = server.client
+    bodies = [b"", b"null", b"[]", b"[1, 2]", b'"text"', b"{}", b'{"batch": null}', b'{"batch": {}}',
+              b'{"api_key": 5}', b'{"api_key": "phc_project", "batch": [null, 1, "x", [], {}]}',
+              b'{"api_key": "phc_project", "event": 7, "distinct_id": {"a": 1}}',
+              b'{"api_key": "phc_project", "event": "e", "distinct_id": "d", "properties": []}',
+              b'{"api_key": "phc_project", "event": "e", "distinct_id": "d", "timestamp": "yesterday"}',
+              b'{"client_id": 5, "events": "no"}', b'{"client_id": "1", "events": [null, 3, {"name": 4}]}',
+              b'{"client_id": "1", "timestamp_micros": "abc", "events": [{"name": "e", "params": []}]}',
+              b'{"client_id": "1", "user_properties": [], "events": [{"name": "e", "params": {"a": {"b": 1}}}]}',
+              b'{"client_id": "1", "events": [{"name": "e", "timestamp_micros": 99999999999999999999}]}',
+              b"data=", b"data=%%%", b"data=e30=", "data=\u00ff".encode(), b"\xff\xfe\x00"]
+    paths = ["/batch/", "/e/?compression=gzip-js", "/capture/", "/i/v0/e/", GA4, GA4_DEBUG, "/v1/t", "/v1/b"]
+    for path in paths:
+        for body in bodies:
+            for ctype in ("application/json", "application/x-www-form-urlencoded", "text/plain"):
+                r = c.post(path, content=body, headers={"Content-Type": ctype})
+                assert r.status_code < 500, (path, body, ctype, r.status_code, r.text)

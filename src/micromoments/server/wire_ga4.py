@@ -86,10 +86,9 @@ def validate_request(body: Any) -> list[dict[str, str]]:
     user = body.get("user_id")
     if user is not None and not isinstance(user, str):
         out.append(_message("user_id", "user_id must be a string.", "VALUE_INVALID"))
-    ts = body.get("timestamp_micros")
-    if ts is not None and (not isinstance(ts, (int, str)) or isinstance(ts, bool) or not str(ts).isdigit()):
-        out.append(_message("timestamp_micros", "timestamp_micros must be an integer (microseconds).",
-                            "VALUE_INVALID"))
+    if not _micros_ok(body.get("timestamp_micros")):
+        out.append(_message("timestamp_micros", "timestamp_micros must be an integer (microseconds since "
+                            "1970, before year 10000).", "VALUE_INVALID"))
     props = body.get("user_properties")
     if props is not None:
         if not isinstance(props, dict):
@@ -120,6 +119,9 @@ def _validate_event(i: int, event: Any) -> list[dict[str, str]]:
     elif name in _RESERVED_EVENTS or name.startswith(_RESERVED_PREFIXES):
         out.append(_message("events", f"Event at index: [{i}] has name [{name}] which is reserved.",
                             "NAME_RESERVED"))
+    if not _micros_ok(event.get("timestamp_micros")):
+        out.append(_message(f"events[{i}].timestamp_micros", f"Event at index: [{i}] timestamp_micros must be an "
+                            "integer (microseconds since 1970, before year 10000).", "VALUE_INVALID"))
     params = event.get("params", {})
     if not isinstance(params, dict):
         out.append(_message(f"events[{i}].params", f"Event at index: [{i}] params must be an object.",
@@ -139,6 +141,18 @@ def _validate_event(i: int, event: Any) -> list[dict[str, str]]:
             out.append(_message(f"events[{i}].params.{key}", f"Event at index: [{i}] param [{key}] is longer "
                                 f"than {MAX_PARAM_VALUE} characters.", "VALUE_INVALID"))
     return out
+
+
+_MAX_MICROS = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
+
+
+def _micros_ok(value: Any) -> bool:
+    """Absent, or microseconds since 1970 (an integer or its digits) that a datetime can hold."""
+    if value is None:
+        return True
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+        return False
+    return int(value) <= _MAX_MICROS
 
 
 def _micros_iso(micros: Any) -> str:
