@@ -32,6 +32,8 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
 
 
 def _scheme_of(path: str) -> str | None:
+    if path.startswith("/v1/projects/"):  # Analytics Next's settings: the write key is in the path
+        return None
     if path.startswith("/v1/"):
         return "writeKey"
     if path.startswith("/admin/"):
