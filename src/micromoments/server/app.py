@@ -221,8 +221,9 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
         return _result(await api.batch(request.headers.get("authorization"), body))
 
     @app.post("/v1/decide", tags=["decide"], summary="Best content for this user now",
-              description="For web and in-app placements. Authenticated with a write key, like the collector. "
-                          "Every decision is logged (table `decisions`) with its propensity.",
+              description="For web and in-app placements. With a write key (public: a web page holds it): only "
+                          "decision_id, status, content_id and the content's display fields, rate-limited per key "
+                          "and address; with an admin token (Bearer): the whole decision. Every decision is logged.",
               openapi_extra=_body_schema(models.DecideRequest, "Who asks, and where they are."),
               responses={200: {"model": models.Decision}, **_error_responses(400, 401, 413, 429, 500)},
               response_class=Response)

@@ -175,7 +175,9 @@ class DecideRequest(_Open):
 
 
 class Decision(_Open):
-    """The chosen content (or why there is none: `status`). Logged for measurement."""
+    """The chosen content (or why there is none: `status`). Logged for measurement.
+
+    A write key gets only `decision_id`, `status`, `content_id` and `content`; an admin token every field."""
 
     decision_id: str | None = None
     ts: str | None = None
