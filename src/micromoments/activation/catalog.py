@@ -73,6 +73,8 @@ class _CatalogFile(BaseModel):
     items: list[ContentItem]
 
 
+# Not HTML-escaped on purpose: the content is plain text (text/plain email, push and webhook JSON,
+# decide answers that micromoments.js puts in pages as text); see docs/security.md.
 _ENV = SandboxedEnvironment(undefined=ChainableUndefined, autoescape=False, trim_blocks=True)
 
 
