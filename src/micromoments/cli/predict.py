@@ -30,15 +30,29 @@ def _fmt(v: Any) -> str:
     return "—" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
+def _auc(t: dict[str, Any]) -> str:
+    """'0.84 [0.81, 0.87]', or '—' when no AUC could be measured."""
+    if t.get("auc") is None:
+        return "—"
+    if t.get("auc_low") is None:
+        return f"{t['auc']:.3f}"
+    return f"{t['auc']:.3f} [{t['auc_low']:.2f}, {t['auc_high']:.2f}]"
+
+
 def print_metrics(metrics: dict[str, Any]) -> None:
     """The test-period table: AUC and ECE per target, then the next-moment baselines."""
     table = Table(title=f"test period ({metrics.get('events', 0):,} events, {metrics.get('people', 0):,} people)")
-    for col in ("target", "AUC", "ECE", "test rows", "test rate", "train rows", "trees"):
-        table.add_column(col)
+    # Fits 80 columns: names never wrap; train rows and trees are in --metrics-json.
+    for col in ("target", "AUC [95% CI]", "verdict", "ECE", "test rows", "test rate"):
+        table.add_column(col, no_wrap=col in ("target", "AUC [95% CI]"))
     for name, t in metrics["targets"].items():
-        table.add_row(name, _fmt(t["auc"]), _fmt(t["ece"]), f"{t['n_test']:,}", _fmt(t["test_rate"]),
-                      f"{t['n_train']:,}", str(t["n_iter"]))
+        status = t.get("status", "ok")
+        table.add_row(name, _auc(t), "" if status == "ok" else f"[bold yellow]{status}[/]", _fmt(t["ece"]),
+                      f"{t['n_test']:,}", _fmt(t["test_rate"]))
     console.print(table)
+    for name, t in metrics["targets"].items():  # say why, per target, instead of a silent "—"
+        if t.get("status", "ok") != "ok":
+            console.print(f"[bold yellow]warning:[/] {name}: {t.get('note', '')}", highlight=False)
     nm = metrics.get("next_moment") or {}
     if nm:
         console.print("next-moment macro AUC: model {m} | repeat the last moment {r} | global frequencies {g} | "

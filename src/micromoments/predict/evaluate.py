@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from micromoments.predict.honesty import auc_interval, verdict
 from micromoments.predict.models import Predictor
 
 
@@ -87,6 +88,14 @@ def evaluate(predictor: Predictor, X: np.ndarray, labels: Any, cutoffs: np.ndarr
                  "n_iter": target.n_iter, "prior": target.prior, "test_rate": float(yt.mean()) if len(yt) else None,
                  "auc": auc(yt, p), "ece": ece(yt, p) if len(yt) else None,
                  "calibration": calibration_table(yt, p), "lift": lift_table(yt, p)}
+        # Every AUC with its bootstrap interval, and a verdict saying when it is not to be trusted.
+        entry["auc_low"], entry["auc_high"] = auc_interval(yt, p)
+        entry["positives_test"] = int(yt.sum())
+        entry["positives_train"] = int(round(target.prior * target.n_train))
+        entry["status"], entry["note"] = verdict(
+            auc=entry["auc"], low=entry["auc_low"], high=entry["auc_high"], positives_test=entry["positives_test"],
+            positives_train=entry["positives_train"], span_s=float(split.t_end - split.t0),
+            horizon_s=float(target.horizon_s))
         result["targets"][name] = entry
         if name.startswith("next_"):
             m = name[len("next_"):]

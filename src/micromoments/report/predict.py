@@ -22,6 +22,20 @@ def _num(v: Any, digits: int = 2) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
 
 
+def _auc_cell(t: dict[str, Any]) -> str:
+    """The AUC with its bootstrap interval, and the verdict when it is not `ok` (HTML, escaped).
+
+    >>> _auc_cell({"auc": 0.47, "auc_low": 0.41, "auc_high": 0.53, "status": "chance"})
+    '0.47 (0.41–0.53) <b>chance level</b>'
+    """
+    text = _num(t.get("auc"))
+    if t.get("auc_low") is not None and t.get("auc") is not None:
+        text += f" ({t['auc_low']:.2f}–{t['auc_high']:.2f})"
+    status = t.get("status", "ok")
+    label = {"chance": "chance level", "thin": "too little data", "untestable": "not measurable"}.get(status)
+    return text + (f" <b>{label}</b>" if label else "")
+
+
 def _points(v: Any) -> str:
     """A calibration error as percentage points (`2.1 pts`): one decimal everywhere."""
     return "—" if v is None else f"{100 * v:.1f} pts"
@@ -65,11 +79,15 @@ def predict_sections(store: Any, config: Any | None = None) -> list:
                                                      f"{_points(targets.get('buy_7d', {}).get('ece'))}"),
     ]
     rows = "".join(
-        f"<tr><td>{html.escape(TARGET_NAMES.get(n, n))}</td><td class='num'>{_num(t.get('auc'))}</td>"
+        f"<tr><td>{html.escape(TARGET_NAMES.get(n, n))}</td><td class='num'>{_auc_cell(t)}</td>"
         f"<td class='num'>{_points(t.get('ece'))}</td><td class='num'>{int(t.get('n_test', 0) or 0):,}</td>"
         f"<td class='num'>{charts.pct(float(t['test_rate'])) if t.get('test_rate') is not None else '—'}</td></tr>"
         for n, t in targets.items())
-    sec.table = ("<table><thead><tr><th>target</th><th class='num'>AUC</th><th class='num'>calibration error</th>"
+    flagged = [(n, t) for n, t in targets.items() if t.get("status", "ok") != "ok"]
+    if flagged:  # a chance-level or thin-data model is never shown as a plain number
+        sec.intro += "<br><b>Not to be trusted yet:</b> " + "; ".join(
+            f"{TARGET_NAMES.get(n, n)}: {t.get('note', '')}" for n, t in flagged) + "."  # rich() escapes
+    sec.table = ("<table><thead><tr><th>target</th><th class='num'>AUC (95 % interval)</th><th class='num'>calibration error</th>"
                  "<th class='num'>test cutoffs</th><th class='num'>share who did it</th></tr>"
                  f"</thead><tbody>{rows}</tbody></table>")
 
