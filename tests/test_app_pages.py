@@ -16,7 +16,6 @@ from starlette.testclient import TestClient
 from micromoments.errors import ConfigError
 from micromoments.server.pages import hash_password, mount_pages, verify_password
 from micromoments.server.pages.auth import Auth, check_hash_format
-from micromoments.server.pages.periods import last_complete_day_end
 from test_report import make_store
 
 pytestmark = pytest.mark.filterwarnings("ignore:The .future.infer_string. option")
@@ -137,7 +136,7 @@ def test_every_page_renders_with_data(client: TestClient, site) -> None:
 def test_overview_kpis_follow_the_period(client: TestClient, site) -> None:
     snap = site[1].snapshot()
     # The period ends with the last *complete* day: a partial last day would drag every KPI down.
-    last = last_complete_day_end(pd.Timestamp(snap.report.kpis["last"]))
+    last = pd.Timestamp(snap.report.kpis["complete_until"])
     ses = snap.sessions
     week = ses[(ses.day >= last - pd.Timedelta(days=7)) & (ses.day < last)]
     text = client.get("/app?period=7d").text

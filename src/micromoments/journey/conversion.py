@@ -54,10 +54,10 @@ def explanation(days: float = DEFAULT_WINDOW_DAYS) -> str:
     """The one-line explanation of both rates (plain words, no jargon).
 
     >>> explanation(7)[:40]
-    'Bought same session: share of these mome'
+    'Same visit: the share of these moments f'
     """
-    return (f"Bought same session: share of these moments followed by a purchase before the visit ended. "
-            f"Bought within {window_text(days)}: followed by a purchase within {window_text(days)}, "
+    return (f"Same visit: the share of these moments followed by a purchase before the visit ended. "
+            f"Within {window_text(days)}: followed by a purchase within {window_text(days)}, "
             "in any visit (each moment counted once).")
 
 

@@ -69,7 +69,7 @@ def _sections(d: ReportData) -> list[Section]:
     overview = Section("overview", "Overview", intro=(
         f"Activity from {k['first']:%d %b %Y} to {k['last']:%d %b %Y}. A <b>session</b> is a visit (a pause of 30 minutes "
         "ends it); a <b>micro-moment</b> is a short burst of intent: wanting to know, go, do or buy something. "
-        + people_line(k)))
+        + people_line(k) + " <b>Sessions that buy</b>: the share of visits with a purchase in them."))
     overview.kpis = [("people", f"{k['people']:,}")]
     if k.get("anonymous"):
         overview.kpis.append(("anonymous ids not linked", f"{k['anonymous']:,}"))

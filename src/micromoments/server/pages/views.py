@@ -69,7 +69,8 @@ def period_bounds(snap: Snapshot, period: str) -> tuple[pd.Timestamp, pd.Timesta
     """(start, end, previous start) of a period of complete days ending on the last complete day
     (all time: up to the last event)."""
     k = snap.report.kpis
-    end = last_complete_day_end(pd.Timestamp(k["last"]))
+    end = (pd.Timestamp(k["complete_until"]) if "complete_until" in k
+           else last_complete_day_end(pd.Timestamp(k["last"])))
     if end <= pd.Timestamp(k["first"]).floor("D"):  # less than one complete day: show what there is
         end = pd.Timestamp(k["last"]).floor("D") + pd.Timedelta(days=1)
     days = PERIODS.get(period, 7)
@@ -140,7 +141,9 @@ def overview(snap: Snapshot, period: str) -> dict[str, Any]:
     kpis = []
     for key, (label, f) in fmt.items():
         v = cur.get(key)
-        kpis.append(dict(key=key, label=label, value="—" if v is None else f(v), trend=change(v, prev.get(key))))
+        # Fewer unlinked ids is no loss: that KPI gets no red or green arrow.
+        trend = None if key == "anonymous" else change(v, prev.get(key))
+        kpis.append(dict(key=key, label=label, value="—" if v is None else f(v), trend=trend))
     ep_w, ses_w = _window(snap.episodes, start, end), _window(snap.sessions, start, end)
 
     def build() -> dict[str, Any]:
@@ -156,6 +159,7 @@ def overview(snap: Snapshot, period: str) -> dict[str, Any]:
     partial = last if last >= end else None  # the data's last day, left out because it is not complete
     return dict(period=period, periods=PERIOD_LABELS, start=start, end=end - pd.Timedelta(days=1),
                 has_prev=prev_start is not None, kpis=kpis, ctr_note=cur["exposures"] == 0, partial=partial,
+                partial_from=end,
                 people_note=people_note(cur), **figs)
 
 
@@ -427,6 +431,8 @@ def keywords(snap: Snapshot) -> pd.DataFrame:
             stats = stats.merge(texts, how="left", left_on="query", right_on="text").drop(columns=["text"])
         else:
             stats = stats.assign(moment=None, go_type=None, confidence=None)
+        for col in ("moment", "go_type"):  # a search the intent engine left untyped shows blank, not "nan"
+            stats[col] = stats[col].astype(object).where(stats[col].notna(), None)
         stats["conversion_rate"] = stats.converted_sessions / stats.sessions.clip(lower=1)
         stats["question"] = stats["query"].map(is_question)
         stats["long_tail"] = stats["query"].map(is_long_tail)
