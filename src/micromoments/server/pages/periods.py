@@ -1,4 +1,4 @@
-"""The overview's time axis: complete days only, and its daily chart with round ticks.
+"""The overview's parts: complete days only, the daily chart with round ticks, the moment mix frame.
 
 A store's last day is usually partial (the data stops mid-day, or the day is today): compared with a
 full previous period it makes every KPI fall, so periods end on the last complete day.
@@ -64,3 +64,17 @@ def people_note(cur: dict[str, float | None]) -> str:
         return ""
     return (f"People are customers who signed in at least once, all their devices linked; {anonymous:,} more "
             "anonymous ids were active but never signed in, so they are not linked to anyone yet.")
+
+
+def moment_mix_frame(ep: pd.DataFrame) -> pd.DataFrame:
+    """Per moment type: episodes, people, conversion rate, abandoned share, median duration (as the report)."""
+    if ep.empty:
+        return pd.DataFrame(columns=["moment", "episodes", "people", "conversion_rate", "same_session_rate",
+                                     "window_rate", "abandoned", "median_duration_s"])
+    g = ep.assign(_conv=ep.converted.astype(float), _ab=(ep.outcome == "abandoned").astype(float),
+                  _same=ep.converted_session.astype(float), _win=ep.converted_window.astype(float)).groupby("moment")
+    return pd.DataFrame({
+        "episodes": g.size(), "people": g.person_id.nunique(), "conversion_rate": g._conv.mean(),
+        "same_session_rate": g._same.mean(), "window_rate": g._win.mean(),
+        "abandoned": g._ab.mean(), "median_duration_s": g.duration_s.median(),
+    }).reset_index().sort_values("episodes", ascending=False)

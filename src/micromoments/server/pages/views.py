@@ -20,7 +20,7 @@ from micromoments.journey.funnels import MODES, funnel
 from micromoments.report import charts
 from micromoments.report.markup import PlotlyDiv, plot_text
 from micromoments.server.pages.analytics import Snapshot
-from micromoments.server.pages.periods import daily_chart, last_complete_day_end, people_note
+from micromoments.server.pages.periods import daily_chart, last_complete_day_end, moment_mix_frame, people_note
 from micromoments.server.pages.prerender import prerender_parts
 
 log = logging.getLogger(__name__)
@@ -110,20 +110,6 @@ def _kpis(snap: Snapshot, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, f
     exposures, clicks = _activation_counts(snap, start, end)  # live logs: read every time
     return dict(snap.remember(("kpis", start, end), journey_kpis), exposures=float(exposures),
                 ctr=clicks / exposures if exposures else None)
-
-
-def moment_mix_frame(ep: pd.DataFrame) -> pd.DataFrame:
-    """Per moment type: episodes, people, conversion rate, abandoned share, median duration (as the report)."""
-    if ep.empty:
-        return pd.DataFrame(columns=["moment", "episodes", "people", "conversion_rate", "same_session_rate",
-                                     "window_rate", "abandoned", "median_duration_s"])
-    g = ep.assign(_conv=ep.converted.astype(float), _ab=(ep.outcome == "abandoned").astype(float),
-                  _same=ep.converted_session.astype(float), _win=ep.converted_window.astype(float)).groupby("moment")
-    return pd.DataFrame({
-        "episodes": g.size(), "people": g.person_id.nunique(), "conversion_rate": g._conv.mean(),
-        "same_session_rate": g._same.mean(), "window_rate": g._win.mean(),
-        "abandoned": g._ab.mean(), "median_duration_s": g.duration_s.median(),
-    }).reset_index().sort_values("episodes", ascending=False)
 
 
 def overview(snap: Snapshot, period: str) -> dict[str, Any]:
