@@ -246,3 +246,22 @@ def test_a_failing_panel_shows_its_error_and_the_rest_render(tmp_path: Path, mon
         store.close()
     assert "This panel could not be computed (OverflowError: date value out of range)" in text
     assert 'id="chart-journey"' in text and 'id="chart-faq"' in text  # the other panels are there
+
+
+def test_headers_docs_and_security_schemes(server, tmp_path: Path) -> None:
+    c = server.client
+    health = c.get("/health")
+    assert "frame-ancestors 'none'" in health.headers["content-security-policy"]
+    assert health.headers["x-content-type-options"] == "nosniff"
+    assert c.post("/v1/track", json=_event(), headers=KEY).headers["x-content-type-options"] == "nosniff"
+    assert c.get("/docs").status_code == 404  # Swagger UI loads from a CDN: only with serve --dev
+    schema = c.get("/openapi.json").json()
+    assert set(schema["components"]["securitySchemes"]) == {"writeKey", "adminToken", "pageSession"}
+    assert schema["paths"]["/v1/track"]["post"]["security"] == [{"writeKey": []}]
+    assert schema["paths"]["/admin/stats"]["get"]["security"] == [{"adminToken": []}]
+    assert schema["paths"]["/app/api/funnel"]["get"]["security"] == [{"pageSession": []}]
+    from micromoments.server.app import create_app
+
+    dev = TestClient(create_app(_config(tmp_path), db_path=tmp_path / "d.duckdb", data_dir=tmp_path, dev=True))
+    docs = dev.get("/docs")
+    assert docs.status_code == 200 and "cdn.jsdelivr.net" in docs.headers["content-security-policy"]
