@@ -126,3 +126,32 @@ def test_expected_ctr_curve_and_opportunities_on_hand_made_data(tmp_path: Path) 
     assert (below.p_value < 0.01).all()
     # No landing pages in a UI export: said, not guessed.
     assert result.content_gaps.empty and any("landing pages" in n for n in result.notes)
+
+
+@pytest.mark.slow
+def test_the_demo_export_is_read_clean_and_what_was_planted_is_found(tmp_path: Path) -> None:
+    """The demo's export loads without a bad row, in both forms, and the analysis finds what the generator
+    planted: most below-curve queries are planted under-performers or gap pages, the gaps and the
+    cannibalised queries it lists are planted ones."""
+    import pandas as pd
+
+    from micromoments.demo.search_console import write_search_console
+
+    paths = write_search_console(tmp_path, days=35, draws=8_000, daily_impressions=15_000)
+    ib = ibis.duckdb.connect()
+    loaded = load_search_files(ib.con, [paths.bulk, paths.ui_zip])
+    assert loaded.quarantined == 0 and {t.grain for t in loaded.tables} == {
+        "url", "query", "page", "country", "device", "date"}
+    result = analyse_search(ib)
+    assert result.grains == {"google": "url"}  # the URL rows are analysed, the UI's tables not added to them
+    truth = pd.read_csv(paths.truth, keep_default_na=False)
+    planted = set(truth[truth.under_performer | (truth.gap != "")]["query"])
+    below = set(result.below_curve["query"])
+    assert len(below) >= 10 and len(below & planted) / len(below) >= 0.6
+    for gap, found in result.content_gaps.groupby("gap"):
+        # Not all: a gap follows the classifier's moment ("gifts for diy lovers" reads as do, planted as buy).
+        hits = set(found["query"]) & set(truth[truth.gap == gap]["query"])
+        assert len(hits) / len(found) >= 0.8, (gap, set(found["query"]) - hits)
+    assert set(result.cannibalisation["query"]) <= set(truth[truth.second_page != ""]["query"])
+    trend = result.style_slopes
+    assert trend["question"] > 0 and trend["voice"] > 0  # the generator grows them

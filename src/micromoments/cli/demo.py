@@ -84,7 +84,7 @@ def demo(
         from micromoments.store.search_load import load_search_files
 
         sc = write_search_console(out / "data" / "search-console", days=days, seed=seed, draws=20_000,
-                                  daily_impressions=4 * users)
+                                  daily_impressions=15 * users)
         loaded = load_search_files(store.duck, [sc.bulk])
         classified = classify_search(store.duck, cfg)
     console.print(f"   search console: {sc.rows:,} rows of searchdata_url_impression ({sc.impressions:,} impressions, "

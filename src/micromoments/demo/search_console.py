@@ -195,6 +195,8 @@ def write_search_console(
     # Google withholds rare queries: half of those drawn once are anonymized.
     queries["anonymized"] = (queries.draws == 1) & (nrng.random(len(queries)) < 0.5)
     pairs = _pairs(queries, nrng)
+    # Popularity: a head of queries many people type and a long tail (the draw counts alone are too flat).
+    pairs["draws"] = pairs.draws.astype(float) ** 1.6 * np.exp(nrng.normal(0, 0.8, len(pairs)))
     lam, _, _ = _cells(pairs, days, start, nrng)
     if target_rows:
         scale = _scale_for(lam, target_rows, nrng)

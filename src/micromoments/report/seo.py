@@ -26,6 +26,8 @@ STYLE_NAMES = {"question": "questions", "long_tail": "long-tail (4+ words)", "vo
 
 
 def moment_color(moment: str) -> str:
+    if moment == "go/site":  # the lighter orange, so go/local and go/site stay apart
+        return "#FFBF79"
     return charts.COLORS.get(str(moment).split("/")[0], GREY)
 
 

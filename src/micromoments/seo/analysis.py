@@ -119,10 +119,18 @@ def by_moment(t: ir.Table) -> ir.Table:
     return with_shares(m.join(q, "moment")).order_by(ibis.desc("impressions"))
 
 
-def weekly(t: ir.Table) -> ir.Table:
-    """Per week and moment: metrics and the moment's share of the week's impressions and clicks."""
+def complete_weeks(t: ir.Table) -> ir.Table:
+    """The dated rows of weeks with all seven days in the data (a partial first or last week would
+    read as a dip); every dated row when fewer than two weeks are complete."""
     dated = t.filter(t.week.notnull())
-    return with_shares(metrics(dated, ["week", "moment"]), ["week"]).order_by(["week", "moment"])
+    days = dated.group_by("week").aggregate(_days=dated.data_date.nunique())
+    full = days.filter(days._days >= 7)
+    return dated.semi_join(full, "week") if full.count().execute() >= 2 else dated
+
+
+def weekly(t: ir.Table) -> ir.Table:
+    """Per complete week and moment: metrics and the moment's share of the week's impressions and clicks."""
+    return with_shares(metrics(complete_weeks(t), ["week", "moment"]), ["week"]).order_by(["week", "moment"])
 
 
 def by_dimension(t: ir.Table, dimension: str, top: int | None = None) -> ir.Table:

@@ -24,7 +24,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from micromoments.seo.analysis import metrics
+from micromoments.seo.analysis import complete_weeks, metrics
 from micromoments.seo.curve import BIN_UPPER, LOOKUP_MAX, CtrCurve, fit_expected_ctr
 
 
@@ -137,8 +137,8 @@ def query_styles(t: ir.Table) -> ir.Table:
 
 
 def style_trend(t: ir.Table) -> ir.Table:
-    """Per week: each style's share of the named queries' impressions."""
-    named = t.filter(~t.is_anonymized & t.week.notnull())
+    """Per complete week: each style's share of the named queries' impressions."""
+    named = complete_weeks(t.filter(~t.is_anonymized))
     g = named.group_by("week").aggregate(
         impressions=named.impressions.sum(),
         **{f"{s}_impressions": named.impressions.sum(where=named[s]) for s in STYLES})
