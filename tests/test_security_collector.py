@@ -265,3 +265,21 @@ def test_headers_docs_and_security_schemes(server, tmp_path: Path) -> None:
     dev = TestClient(create_app(_config(tmp_path), db_path=tmp_path / "d.duckdb", data_dir=tmp_path, dev=True))
     docs = dev.get("/docs")
     assert docs.status_code == 200 and "cdn.jsdelivr.net" in docs.headers["content-security-policy"]
+
+
+def test_a_chart_that_fails_in_the_report_costs_only_its_section(tmp_path: Path, monkeypatch) -> None:
+    from micromoments.report import charts
+    from micromoments.report.build import build_report
+    from micromoments.store import Store
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("a value the chart cannot draw")
+
+    monkeypatch.setattr(charts, "faq_chart", broken)
+    store = make_store(tmp_path / "s.duckdb", people=60)
+    try:
+        text = build_report(store, tmp_path / "r.html").read_text()
+    finally:
+        store.close()
+    assert "This panel could not be computed (ValueError: a value the chart cannot draw)" in text
+    assert 'id="chart-journey"' in text and 'id="chart-heatmap"' in text and 'id="chart-faq"' not in text

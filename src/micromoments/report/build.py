@@ -179,10 +179,32 @@ PANEL_OF_SECTION = {"moments": "moments", "journey": "moments", "paths": "paths"
                     "peaks": "heatmap", "faq": "faq", "touchpoints": "touchpoints"}
 
 
+# The `ReportData` fields each panel's sections draw from.
+PANEL_FIELDS = {"moments": ("moment_mix", "journey_map"), "paths": ("links", "paths"),
+                "funnel": ("funnel", "funnel_by_channel", "funnel_by_moment"), "heatmap": ("heatmap",),
+                "faq": ("faq",), "touchpoints": ("touchpoints",)}
+
+
+def _core_sections(data: ReportData, errors: dict[str, str]) -> list[Section]:
+    """`_sections`; when drawing one panel fails, the sections again without it (its error shown)."""
+    first: dict[str, str] = {}
+    out = run_panel(first, "core", lambda: _sections(data))
+    if out is not None:
+        return out
+    for panel, names in PANEL_FIELDS.items():  # which panel's chart or notes failed?
+        trial = dataclasses.replace(data, errors={**data.errors, panel: first["core"]},
+                                    **{n: None for n in names})
+        out = run_panel({}, panel, lambda: _sections(trial))
+        if out is not None:
+            return out
+    errors.update(first)
+    return []
+
+
 def _all_sections(data: ReportData) -> list[Section]:
     """The core sections and those of the hooks; a part that fails becomes a section saying so."""
     errors: dict[str, str] = {}
-    out = run_panel(errors, "core", lambda: _sections(data)) or []
+    out = _core_sections(data, errors)
     out += list(getattr(data, "extra_sections", []))
     out += [Section(f"failed-{name}", f"Not shown: {name}",
                     note=f"This part could not be computed ({err}). The rest of the report is unaffected.")
