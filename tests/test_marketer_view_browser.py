@@ -150,6 +150,11 @@ def problems_on(page, where: str, followed, seen: dict[str, set[str]]) -> list[s
             bad.append(f"{where}: 'nan' in {t[max(0, m.start() - 80):m.end() + 40]!r}")
         if re.search(r"\b0% convert", t):
             bad.append(f"{where}: '0% convert' in {t[:120]!r}")
+    # Chart texts as drawn: a count of 1,000 or more carries its thousands separator (years aside).
+    for t in page.evaluate("() => [...document.querySelectorAll('svg text')].map(e => e.textContent)"):
+        for n in re.findall(r"(?<![\d,.:/-])\d{4,}(?![\d,.:/-])", t):
+            if not 1990 <= int(n) <= 2100:
+                bad.append(f"{where}: {n} without a thousands separator in {t[:80]!r}")
     by_moment: dict[str, list[str]] = {}
     for label, t in labels:
         key = next((k for k, name in MOMENTS.items() if label == name), None)

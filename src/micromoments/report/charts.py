@@ -177,8 +177,9 @@ def sankey(links: pd.DataFrame, paths: pd.DataFrame | None) -> tuple[go.Figure, 
 
 def funnel_chart(fun: pd.DataFrame) -> tuple[go.Figure, list[str]]:
     fun = fun.sort_values("step")
-    fig = go.Figure(go.Funnel(y=[plot_text(s) for s in fun.step_name], x=fun.people, textinfo="value+percent initial",
-                              marker_color="#4C78A8"))
+    fig = go.Figure(go.Funnel(y=[plot_text(s) for s in fun.step_name], x=fun.people, marker_color="#4C78A8",
+                              texttemplate="%{value:,} · %{percentInitial:.0%}",
+                              hovertemplate="%{y}: %{x:,} people<extra></extra>"))
     fig.update_layout(**LAYOUT)
     notes = []
     if len(fun) >= 2 and fun.people.iloc[0] > 0:
@@ -223,7 +224,7 @@ def heatmap_chart(hm: pd.DataFrame) -> tuple[go.Figure, list[str]]:
             index=range(7), columns=range(24)).fillna(0)
         fig.add_trace(go.Heatmap(z=grid.values, x=[f"{h:02d}h" for h in range(24)], y=list(WEEKDAYS),
                                  colorscale="YlOrRd", visible=(i == 0), name=plot_text(moment_name(m)),
-                                 hovertemplate="%{y} %{x}: %{z} events<extra></extra>"))
+                                 hovertemplate="%{y} %{x}: %{z:,} events<extra></extra>"))
         peak = sub.sort_values("events").iloc[-1]
         if i < 4:
             notes.append(f"<b>{moment_name(m)}</b> peaks on <b>{WEEKDAYS[int(peak.weekday)]}s around "
@@ -276,7 +277,7 @@ def touchpoint_chart(tp: pd.DataFrame, top: int = 15) -> tuple[go.Figure, list[s
     fig = go.Figure(go.Bar(
         x=tp.conversion_rate, y=[plot_text(t) for t in tp.touchpoint], orientation="h", marker_color=[colors.get(f, "#9DB4CC") for f in tp.flag],
         text=[f"{int(n):,} sessions · {pct(e)} exit" for n, e in zip(tp.sessions, tp.exit_rate)], textposition="auto",
-        hovertemplate="%{y}: %{x:.0%} of sessions convert<extra></extra>",
+        hovertemplate="%{y}: %{x:.0%} of sessions buy<extra></extra>",
     ))
     fig.update_layout(**{**LAYOUT, "height": max(300, 32 * len(tp) + 80)}, xaxis=dict(tickformat=".0%", title="sessions that convert"))
     notes = []

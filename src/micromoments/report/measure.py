@@ -77,7 +77,7 @@ def attribution_chart(table: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for model, g in table.groupby("model", sort=False):
         fig.add_bar(name=plot_text(MODEL_NAMES.get(model, model)), x=[plot_text(c) for c in g["channel"]], y=g["conversions"],
-                    hovertemplate="%{x}: %{y:.1f} conversions<extra>" + plot_text(MODEL_NAMES.get(model, model)) + "</extra>")
+                    hovertemplate="%{x}: %{y:,.0f} conversions<extra>" + plot_text(MODEL_NAMES.get(model, model)) + "</extra>")
     fig.update_layout(**charts.LAYOUT, barmode="group", yaxis_title="conversions credited", legend_orientation="h")
     return fig
 

@@ -81,7 +81,7 @@ const MM = (() => {
       try { data = await getJSON("/app/api/funnel?" + q); } catch (x) { err.textContent = x.message; err.hidden = false; return; }
       const st = data.steps;
       Plotly.react("chart-funnel-built", [{type: "funnel", y: st.map((s) => esc(s.step_name)), x: st.map((s) => s.people),
-        textinfo: "value+percent initial", marker: {color: "#4C78A8"}}], layout({height: 80 + 60 * st.length, margin: {l: 180, r: 20, t: 10, b: 30}}), config);
+        texttemplate: "%{value:,} · %{percentInitial:.0%}", marker: {color: "#4C78A8"}}], layout({height: 80 + 60 * st.length, margin: {l: 180, r: 20, t: 10, b: 30}}), config);
       table.querySelector("tbody").innerHTML = st.map((s) =>
         `<tr data-step="${esc(s.step)}"><td>${esc(s.step_name)}</td><td class="num people">${s.people.toLocaleString("en")}</td>` +
         `<td class="num">${pct(s.conversion_from_start)}</td><td class="num">${pct(s.conversion_from_previous)}</td><td class="num">${dur(s.median_s_from_start)}</td></tr>`).join("");
