@@ -57,7 +57,8 @@ def _rows(frame: pd.DataFrame, columns: dict[str, str], fmt: Any = None) -> str:
 
 
 def _with_interval(frame: pd.DataFrame, col: str) -> pd.Series:
-    return pd.Series([f"{v:.1%} ({lo:.1%}–{hi:.1%})" if pd.notna(v) else "—"
+    # Rates as everywhere else in the report (charts.pct: whole percents, one decimal under 1%).
+    return pd.Series([f"{charts.pct(v)} ({charts.pct(lo)}–{charts.pct(hi)})" if pd.notna(v) else "—"
                       for v, lo, hi in zip(frame[col], frame[f"{col}_low"], frame[f"{col}_high"])], index=frame.index)
 
 
