@@ -28,6 +28,17 @@ def whole(v: float) -> str:
     return f"{v:,.0f}"
 
 
+def p_value(p: Any) -> str:
+    """A p-value as the pages write it: three decimals, `<0.001` below (never a bare `0.00`).
+
+    >>> p_value(0.0004), p_value(0.2834)
+    ('<0.001', '0.283')
+    """
+    if p is None or pd.isna(p):
+        return "—"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
 def _number(v: Any) -> str:
     """A cell: integers with separators, whole floats as integers, others with two decimals."""
     if isinstance(v, np.generic):
@@ -206,7 +217,8 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
             r = a.results.assign(
                 lift_ci=[f"{x:+.1%} ({lo:+.1%} to {hi:+.1%})" for x, lo, hi in
                          zip(a.results.lift, a.results.lift_ci_low, a.results.lift_ci_high)],
-                ctw=a.results.chance_to_win.map(lambda v: f"{v:.0%}"))
+                ctw=a.results.chance_to_win.map(lambda v: f"{v:.0%}"),
+                **{c: a.results[c].map(p_value) for c in ("p_adjusted", "always_valid_p") if c in a.results})
             ex.table += f"<h3>{html.escape(e.name)}</h3><p>{html.escape(e.hypothesis)}</p>" + _rows(
                 r, {"metric": "metric", "variant": "variant", "lift_ci": "lift (95% CI)", "p_adjusted": "p (Holm)",
                     "always_valid_p": "always-valid p", "ctw": "chance to win"})
