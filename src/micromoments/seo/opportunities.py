@@ -36,7 +36,7 @@ class Thresholds:
     margin: float = 0.25           # CTR at least this fraction below the expected CTR
     alpha: float = 0.01            # and this unlikely by chance (one-sided binomial test)
     min_page_share: float = 0.10   # cannibalisation: each page holds at least this share of impressions
-    max_theme_queries: int = 1000  # themes cluster this many top queries
+    max_theme_queries: int = 400   # themes cluster this many top queries (the clustering is quadratic)
 
 
 def _positioned(t: ir.Table) -> ir.Table:
