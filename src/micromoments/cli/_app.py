@@ -23,6 +23,20 @@ app = typer.Typer(
 console = Console(stderr=False, soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from micromoments import __version__
+
+        console.print(f"micromoments {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Find, map, act on and measure the micro-moments in customer journeys."""
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -129,10 +129,10 @@ def classify_store_command(
     """Give every event in the store its moment: distinct texts classified once (cached), then joined back."""
     from micromoments.config import load_config
     from micromoments.intent.store_step import classify_store
-    from micromoments.store import Store
+    from micromoments.store import open_store
 
     cfg = load_config(config_path)
-    store = Store(db or cfg.store.path)
+    store = open_store(db or cfg.store.path)
     with _progress() as bar:
         task = bar.add_task("classifying distinct texts", total=None)
         stats = classify_store(store, cfg, progress=lambda done, total: bar.update(task, completed=done, total=total))

@@ -29,12 +29,9 @@ def _journey(db: Optional[Path], config_path: Optional[Path]) -> tuple[Any, Any,
 
 
 def _show(frame: Any, title: str, limit: int, output: Optional[Path]) -> None:
-    table = Table(title=f"{title} ({len(frame)} rows)")
-    for col in frame.columns:
-        table.add_column(str(col), overflow="fold")
-    for row in frame.head(limit).itertuples(index=False):
-        table.add_row(*[(f"{v:.3g}" if isinstance(v, float) else ("" if v is None else str(v))) for v in row])
-    console.print(table)
+    from micromoments.cli.tables import frame_table
+
+    console.print(frame_table(frame, title, limit, width=console.width))
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(output, index=False)
@@ -77,19 +74,51 @@ def funnel_cmd(
     steps: str = typer.Option(..., help="Comma-separated steps: event names, or moment types with --by moment "
                                         "(mix with moment:buy / event:Order Completed)."),
     mode: str = typer.Option("ordered", help="ordered, strict or unordered."),
-    window: float = typer.Option(14.0, help="Conversion window in days, counted from the first step."),
+    window: Optional[float] = typer.Option(None, help="Conversion window in days, counted from the first step "
+                                                      "(default: [journey] conversion_window_days, 7)."),
     by: str = typer.Option("event", help="event or moment."),
     breakdown: Optional[str] = typer.Option(None, help="Column to break down by: channel, moment, device_type, ..."),
     limit: int = LIMIT_OPTION, output: Optional[Path] = OUTPUT_OPTION,
     db: Optional[Path] = DB_OPTION, config_path: Optional[Path] = CONFIG_OPTION,
 ) -> None:
     """People per funnel step, conversion, drop-off and time to convert (PostHog semantics)."""
+    from micromoments.journey.conversion import window_days_of
     from micromoments.journey.funnels import funnel
 
-    store, j, _ = _journey(db, config_path)
-    expr = funnel(j.sessionized, [s.strip() for s in steps.split(",") if s.strip()], mode=mode,  # type: ignore[arg-type]
-                  window=dt.timedelta(days=window), by=by, breakdown=breakdown)  # type: ignore[arg-type]
-    _show(store.ibis.execute(expr.order_by(["breakdown", "step"])), "funnel", limit, output)
+    store, j, cfg = _journey(db, config_path)
+    chosen = [s.strip() for s in steps.split(",") if s.strip()]
+    _warn_unknown_steps(store, j, chosen, by)
+    days = window if window is not None else window_days_of(cfg)  # one configured window: CLI, report, app
+    expr = funnel(j.sessionized, chosen, mode=mode,  # type: ignore[arg-type]
+                  window=dt.timedelta(days=days), by=by, breakdown=breakdown)  # type: ignore[arg-type]
+    frame = store.ibis.execute(expr.order_by(["breakdown", "step"]))
+    if breakdown is None and "breakdown" in frame:
+        frame = frame.drop(columns=["breakdown"])
+    _show(frame, f"funnel within {days:g} days of the first step", limit, output)
+
+
+def _warn_unknown_steps(store: Any, j: Any, steps: list[str], by: str) -> None:
+    """A step no event (or moment) in the store has would silently give 0 people: warn, with the
+    closest names the store holds."""
+    import difflib
+
+    t = j.sessionized
+    known = {
+        "event": {str(v) for v in store.ibis.execute(t.select("event").distinct()).event.dropna()},
+        "moment": {str(v) for v in store.ibis.execute(t.select("moment").distinct()).moment.dropna()}
+        if "moment" in t.columns else set(),
+    }
+    for step in steps:
+        kind, _, name = step.partition(":") if step.split(":", 1)[0] in ("event", "moment") else (by, "", step)
+        names = known.get(kind, set())
+        if name in names:
+            continue
+        close = difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.5) or difflib.get_close_matches(
+            name.lower(), sorted(n.lower() for n in names), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else \
+            f"; the store has {len(names):,} {kind} names (micromoments sessions shows them)"
+        console.print(f"[bold yellow]warning:[/] no {kind} named {name!r} in the store: "
+                      f"that step will have 0 people{hint}", highlight=False)
 
 
 @app.command("heatmap")

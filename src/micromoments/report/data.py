@@ -110,19 +110,21 @@ def daily_tail(store: Any, days: int = 11) -> pd.DataFrame:
     return store.ibis.execute(t)
 
 
-def collect(store: Any, config: Any | None = None, funnel_window: dt.timedelta = dt.timedelta(days=7)) -> ReportData:
+def collect(store: Any, config: Any | None = None, funnel_window: dt.timedelta | None = None) -> ReportData:
     """Everything the report shows, from `store` (a `Store` or anything with `.ibis`, `.table`,
     `.has_table` and `.count`)."""
     return collect_with_journey(store, config, funnel_window)[0]
 
 
 def collect_with_journey(store: Any, config: Any | None = None,
-                         funnel_window: dt.timedelta = dt.timedelta(days=7)) -> tuple[ReportData, Journey | None]:
+                         funnel_window: dt.timedelta | None = None) -> tuple[ReportData, Journey | None]:
     """`collect`, plus the journey tables it was computed from (temp tables of `store.ibis`), so a
     caller such as the web app can run further views (funnels, example journeys) on them.
 
     >>> # data, journey = collect_with_journey(Store("micromoments.duckdb"))
     """
+    # One configured window for the CLI, the report and the app ([journey] conversion_window_days).
+    funnel_window = funnel_window or dt.timedelta(days=window_days_of(config))
     con = store.ibis
     if not store.has_table("events") or store.count("events") == 0:
         return ReportData(has_events=False, has_moments=False), None

@@ -14,8 +14,11 @@ from micromoments.report.sections import Section, figure_html, section_provider
 
 
 @section_provider(order=10)
-def persona_sections(store: Any, config: Any | None = None, funnel_window: dt.timedelta = dt.timedelta(days=7)) -> list:
+def persona_sections(store: Any, config: Any | None = None, funnel_window: dt.timedelta | None = None) -> list:
     """`Section`s for the report; [] when no personas were built."""
+    from micromoments.journey.conversion import window_days_of
+
+    funnel_window = funnel_window or dt.timedelta(days=window_days_of(config))  # the configured window
     from micromoments.journey.conversion import purchases, window_days_of, with_conversions
     from micromoments.journey.funnels import funnel
     from micromoments.journey.maps import journey_map

@@ -64,9 +64,22 @@ class Store:
 
 
 def open_store(path: str | Path | None = None, *, read_only: bool = False) -> Store:
-    """Open the store at `path`, or the one named in `micromoments.toml`."""
+    """Open the existing store at `path`, or the one named in `micromoments.toml`.
+
+    For commands that read: a missing file is an error naming the path (DuckDB would create an
+    empty store there and the command would print empty tables). `ingest` and `demo` create stores.
+
+    >>> open_store("/nonexistent/m.duckdb")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    micromoments.errors.StoreError: /nonexistent/m.duckdb: no store at this path (ingest events first ...)
+    """
     if path is None:
         from micromoments.config import load_config
 
         path = load_config().store.path
+    if str(path) != ":memory:" and not Path(path).exists():
+        raise StoreError("no store at this path", where=str(path),
+                         hint=f"ingest events first (micromoments ingest FILE --db {path}), "
+                              "or name the store with --db or [store] path in micromoments.toml")
     return Store(path, read_only=read_only)

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from micromoments.errors import MicromomentsError
 from micromoments.frames import blank_missing, records
+from micromoments.journey.conversion import window_days_of
 from micromoments.report.markup import rich
 from micromoments.server.pages import views
 from micromoments.server.pages.analytics import AnalyticsCache, Snapshot
@@ -372,14 +373,15 @@ def build_router(cache: AnalyticsCache, auth: Auth, *, get_activator: Callable[[
 
     @router.get("/api/funnel")
     def funnel_api(request: Request, steps: str = "", step: list[str] | None = Query(None), mode: str = "ordered",
-                   window_days: float = 7.0, breakdown: str = "") -> JSONResponse:
+                   window_days: float | None = None, breakdown: str = "") -> JSONResponse:
         """A funnel over the stored events: `steps=A,B,C` (or repeated `step=`), `mode` ordered /
         strict / unordered, `window_days` from the first step, optional `breakdown` column."""
         require_api(request)
         snap = api_snapshot()
         chosen = [x for x in (step or []) if x] or [x.strip() for x in steps.split(",") if x.strip()]
         try:
-            out = views.funnel_result(snap, chosen, mode, window_days, breakdown or None)
+            days = window_days if window_days is not None else window_days_of(cache.config)  # the configured window
+            out = views.funnel_result(snap, chosen, mode, days, breakdown or None)
         except MicromomentsError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(out)

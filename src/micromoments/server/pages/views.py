@@ -246,6 +246,10 @@ def journey(snap: Snapshot) -> dict[str, Any]:
     out["default_steps"] = list(d.funnel_steps)
     out["step_options"] = funnel_options(snap)
     out["modes"] = MODES
+    # The funnel window: the configured one ([journey] conversion_window_days) is preselected.
+    days = snap.report.conversion_window_days
+    out["window_days"] = int(days) if float(days).is_integer() else days
+    out["window_choices"] = sorted({1, 7, 14, 30, out["window_days"]})
     return out
 
 
