@@ -225,3 +225,54 @@ def test_a_playbook_can_be_switched_off_and_on(server, browser) -> None:
     page.wait_for_url("**/app/playbooks?msg=**")
     assert name in {p.name for p in activator.playbooks}
     ctx.close()
+
+
+# Text a missing value or a broken computation leaves behind (pandas 3 prints NaN as "nan").
+BAD_TEXT = __import__("re").compile(r"\b(nan|NaN|None|inf|-inf|undefined)\b")
+
+
+def _bad_text(text: str) -> list[str]:
+    return [text[max(0, m.start() - 40):m.end() + 40].replace("\n", " ") for m in BAD_TEXT.finditer(text)]
+
+
+def test_no_nan_none_inf_or_undefined_on_any_page_or_the_report(server, browser, tmp_path) -> None:
+    """Every page (and one person's journey, the search results and the report) on the demo store,
+    on the locked versions: no "nan"/"NaN"/"None"/"inf"/"undefined" text and no console error."""
+    from micromoments.config import Config
+    from micromoments.report import build_report
+    from micromoments.store import Store
+
+    base, app = server
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    errors = _watch(page, base)
+    _login(page, base, "/app")
+    found: dict[str, list[str]] = {}
+    for path in [*PAGES, "/app/search"]:
+        page.goto(base + path)
+        page.wait_for_load_state("networkidle")
+        found[path] = _bad_text(page.inner_text("body"))
+    page.goto(base + "/app/journey")
+    page.click("a.examples >> nth=0")
+    page.wait_for_url("**/app/journey/examples?**")
+    found["examples"] = _bad_text(page.inner_text("body"))
+    page.click("#examples a >> nth=0")
+    page.wait_for_url("**/app/people/**")
+    page.wait_for_load_state("networkidle")
+    found["person"] = _bad_text(page.inner_text("body"))
+    assert errors == []
+    ctx.close()
+
+    store_path = app.state.pages_cache.store_path
+    report = build_report(Store(store_path), tmp_path / "report.html", Config())
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    report_errors: list[str] = []
+    page.on("console", lambda m: report_errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: report_errors.append(str(e)))
+    page.goto(report.as_uri())
+    page.wait_for_load_state("load")
+    found["report"] = _bad_text(page.inner_text("body"))
+    ctx.close()
+    assert report_errors == []
+    assert {k: v for k, v in found.items() if v} == {}

@@ -46,6 +46,9 @@ def test_rees46_session_purchase_prediction_end_to_end(tmp_path: Path) -> None:
 
 
 def test_predict_errors_are_one_line(tmp_path: Path) -> None:
+    from micromoments.store import Store
+
+    Store(tmp_path / "x.duckdb").close()  # a store exists (a missing one is its own error): the model does not
     result = runner.invoke(app, ["predict", "score", "--db", str(tmp_path / "x.duckdb"), "--model", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "no manifest.json" in result.output
     result = runner.invoke(app, ["predict", "train", "--db", str(tmp_path / "x.duckdb"), "--model", str(tmp_path / "m")])
