@@ -31,6 +31,7 @@ MOMENTS = {"know": "I want to know", "go": "I want to go", "do": "I want to do",
 PAGES = ("/app", "/app?period=14d", "/app/live", "/app/journey", "/app/questions", "/app/personas",
          "/app/playbooks", "/app/experiments", "/app/journey/examples?moment=know")
 NAN = re.compile(r"\bnan\b", re.I)
+MONTH = re.compile(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b")
 
 # Every Plotly label and text of the page: [label (an x or y category), text] per bar or heatmap cell.
 LABELS_JS = """() => { const arr = v => Array.isArray(v) ? v : [];  // numbers may come base64-encoded: skipped
@@ -152,7 +153,9 @@ def problems_on(page, where: str, followed, seen: dict[str, set[str]]) -> list[s
             bad.append(f"{where}: '0% convert' in {t[:120]!r}")
     # Chart texts as drawn: a count of 1,000 or more carries its thousands separator (years aside).
     for t in page.evaluate("() => [...document.querySelectorAll('svg text')].map(e => e.textContent)"):
-        for n in re.findall(r"(?<![\d,.:/-])\d{4,}(?![\d,.:/-])", t):
+        if MONTH.search(t):  # a date tick ("Sep 8" and "2026" drawn as one text)
+            continue
+        for n in re.findall(r"(?:^|(?<=\s))\d{4,}(?=\s|$|%| ·)", t):
             if not 1990 <= int(n) <= 2100:
                 bad.append(f"{where}: {n} without a thousands separator in {t[:80]!r}")
     by_moment: dict[str, list[str]] = {}
