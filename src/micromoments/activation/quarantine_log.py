@@ -8,7 +8,7 @@ have quarantined them (source `api`, the item's index in its request as `line`).
 
 >>> import tempfile
 >>> q = QuarantineLog(tempfile.mkdtemp(), fsync=False)
->>> q.append([{"line": 3, "field": "batch[3].timestamp", "reason": "timestamp is in the future", "raw": "{}"}])
+>>> q.append([{"line": 3, "field": "batch[3].timestamp", "reason": "in the future", "raw": "{}"}])
 >>> [r["field"] for r in q.take()]
 ['batch[3].timestamp']
 >>> q.done(); q.take()
@@ -46,7 +46,8 @@ class QuarantineLog:
         """Write rows {line, field, reason, raw} durably (flushed, fsync'd when `fsync`)."""
         if not rows:
             return
-        data = b"".join(orjson.dumps({**r, "raw": str(r.get("raw") or "")[:MAX_RAW_CHARS]}) + b"\n" for r in rows)
+        data = b"".join(orjson.dumps({**r, "raw": str(r.get("raw") or "")[:MAX_RAW_CHARS]}) + b"\n"
+                        for r in rows)
         with self._lock:
             with open(self.path, "ab") as f:
                 f.write(data)

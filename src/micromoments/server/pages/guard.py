@@ -52,7 +52,7 @@ class Proxies:
         return value.split(",")[0].strip() if value else None
 
     def client_address(self, request: Any) -> str:
-        """The client's address: the peer, or behind trusted proxies the last untrusted X-Forwarded-For hop."""
+        """The client's address: the peer, or behind trusted proxies the last untrusted forwarded hop."""
         peer = request.client.host if request.client else "unknown"
         if not self.trusts(peer):
             return peer
@@ -97,7 +97,8 @@ class LoginThrottle:
     """
 
     def __init__(self, *, per_account: int = 5, per_address: int = 20, window_s: float = 900.0,
-                 lockout_s: float = 30.0, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic):
+                 lockout_s: float = 30.0, max_keys: int = 100_000,
+                 clock: Callable[[], float] = time.monotonic):
         self.per_account = per_account
         self.per_address = per_address
         self.window_s = window_s
