@@ -41,7 +41,7 @@ HOSTILE = [
     RTL_MIX + '<i data-xss onmouseover="alert(10)">rtl</i>',
     "%3Cimg%20data-xss%20src%3Dx%20onerror%3Dalert(11)%3E",
 ]
-PAGES = ["/app", "/app?period=all", "/app/live", "/app/journey", "/app/questions", "/app/personas",
+PAGES = ["/app", "/app?period=all", "/app/live", "/app/journey", "/app/questions", "/app/search", "/app/personas",
          "/app/playbooks", "/app/experiments"]
 
 

@@ -182,7 +182,7 @@ def test_year_one_row_in_the_store_takes_no_page_down(tmp_path: Path) -> None:
     client = TestClient(app)
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/app/login").text).group(1)
     client.post("/app/login", data={"csrf_token": token, "username": "ada", "password": "lovelace"})
-    for url in ("/app", "/app?period=all", "/app/live", "/app/journey", "/app/questions", "/app/personas",
+    for url in ("/app", "/app?period=all", "/app/live", "/app/journey", "/app/questions", "/app/search", "/app/personas",
                 "/app/playbooks", "/app/experiments"):
         assert client.get(url).status_code == 200, url
     status = client.get("/app/api/status").json()

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:The .future.infer_string. option
 
 IMG = '"><img src=x onerror=alert(1)>'
 SCRIPT = "</script><script>alert(2)</script>"
-PAGES = ("/app", "/app?period=all", "/app/live", "/app/journey", "/app/questions", "/app/personas",
+PAGES = ("/app", "/app?period=all", "/app/live", "/app/journey", "/app/questions", "/app/search", "/app/personas",
          "/app/playbooks", "/app/experiments")
 
 
