@@ -31,14 +31,19 @@ ADMIN = bearer("adm_sec")
 
 
 class Recorder:
-    """A stand-in activator: records what the live path hands it."""
+    """The real activator, recording what the live path hands it (and raising what it raises)."""
 
-    def __init__(self) -> None:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
         self.events: list[dict[str, Any]] = []
 
     def on_event(self, event: dict[str, Any]) -> None:
         assert event["person_id"], event  # an accepted event always names its person
         self.events.append(event)
+        self.inner.on_event(event)
+
+    def __getattr__(self, name: str) -> Any:  # decide, state, close ...
+        return getattr(self.inner, name)
 
 
 def _config(tmp: Path) -> Config:
@@ -53,9 +58,13 @@ def _config(tmp: Path) -> Config:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    from micromoments.activation.engine import Activator
+    from micromoments.activation.wal_loader import LogSink
+
     tmp = tmp_path_factory.mktemp("sec")
-    recorder = Recorder()
-    with ThreadServer(_config(tmp), db_path=tmp / "store.duckdb", data_dir=tmp, activator=recorder) as srv:
+    cfg, sink = _config(tmp), LogSink()
+    recorder = Recorder(Activator(cfg, log_sink=sink))
+    with ThreadServer(cfg, db_path=tmp / "store.duckdb", data_dir=tmp, activator=recorder, log_sink=sink) as srv:
         srv.client = httpx.Client(base_url=srv.url, timeout=20)
         srv.recorder = recorder
         srv.db_path = tmp / "store.duckdb"
@@ -161,6 +170,8 @@ def test_arbitrary_json_never_gets_a_5xx(server, body, path) -> None:
     assert resp.status_code < 500, (path, body, resp.text)
     if resp.status_code == 200 and path != "/v1/decide":
         assert resp.json()["success"] is True
+    # The live path (mapping + the real activator) never raised on an accepted event so far.
+    assert server.client.get("/admin/stats", headers=ADMIN).json()["bus"]["handler_errors"] == 0
 
 
 def test_year_one_row_in_the_store_takes_no_page_down(tmp_path: Path) -> None:
