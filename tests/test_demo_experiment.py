@@ -26,3 +26,16 @@ def test_demo_experiment_logs_a_test_the_pages_can_judge(tmp_path) -> None:
     assert exp.name == NAME and exp.variants[0] == "control" and "how-to" in exp.hypothesis
     res = analyze_store(store, exp).results
     assert res.metric.tolist() == ["conversion"] and res.variant.tolist() == ["howto"]
+
+
+def test_report_keeps_the_moments_table_once_content_was_shown(tmp_path) -> None:
+    from micromoments.report.measure import measure_sections
+
+    store = make_store(tmp_path / "s.duckdb", people=120)
+    simulate_experiment(store, days=60)  # decisions exist now: the metrics switch to activation
+    metrics = next(s for s in measure_sections(store) if s.id == "measure-metrics")
+    table = str(metrics.table)
+    assert "exposures" in table and "Micro-moments found in the events" in table
+    assert "bought within 7 days" in table
+    experiments = next(s for s in measure_sections(store) if s.id == "measure-experiments")
+    assert NAME in str(experiments.table)

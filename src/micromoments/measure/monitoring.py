@@ -156,7 +156,7 @@ def detect(series: pd.DataFrame, *, days: list[Any] | None = None, baseline_days
     threshold = alpha / max(len(groups), 1)
     zcrit = float(sst.norm.isf(threshold / 2))
     rows = []
-    dow = all_days.dayofweek.to_numpy()
+    dow = all_days.day_of_week.to_numpy()
     for (name, metric), g in groups:
         g = g.set_index("day").reindex(all_days)
         num = g["num"].fillna(0.0).to_numpy(float)

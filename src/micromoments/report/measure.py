@@ -146,6 +146,18 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
             sec.notes.append("No content has been activated yet, so these are moment episodes found in the events; "
                              "exposures, clicks and CTR appear once playbooks log decisions.")
             sec.notes.append(explanation(days))
+        elif j is not None:  # content was shown: the moments found in the events too, both definitions
+            from micromoments.measure.metrics import moment_metrics
+
+            found = store.ibis.execute(moment_metrics(j.episodes, j.sessionized, ["moment"], settings.vocab)
+                                       .order_by("moment"))
+            if not found.empty and "window_rate" in found:
+                found = found.assign(rate=_with_interval(found, "conversion_rate"),
+                                     window=_with_interval(found, "window_rate"))
+                sec.table += "<h3>Micro-moments found in the events</h3>" + _rows(found, {
+                    "moment": "moment", "moments": "moments", "rate": "bought same visit (95% interval)",
+                    "window": f"bought within {window_text(days)} (95% interval)"})
+                sec.notes.append(explanation(days))
     except MicromomentsError as exc:
         sec.note = str(exc)
     out.append(sec)
