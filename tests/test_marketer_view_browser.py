@@ -28,7 +28,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 IMG = Path(os.environ.get("MICROMOMENTS_SCREENSHOTS") or tempfile.mkdtemp(prefix="mm-shots-"))
 MOMENTS = {"know": "I want to know", "go": "I want to go", "do": "I want to do", "buy": "I want to buy"}
-PAGES = ("/app", "/app?period=14d", "/app/live", "/app/journey", "/app/questions", "/app/personas",
+PAGES = ("/app", "/app?period=14d", "/app/live", "/app/journey", "/app/questions", "/app/search", "/app/personas",
          "/app/playbooks", "/app/experiments", "/app/journey/examples?moment=know")
 NAN = re.compile(r"\bnan\b", re.I)
 MONTH = re.compile(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\b")
