@@ -22,10 +22,12 @@ from micromoments.intent.cues import find_cues
 from micromoments.intent.embed import StaticMiniLM
 from micromoments.intent.model import IntentHead, center_norm, features, softmax
 from micromoments.intent.text import normalize_text, url_to_text
+from micromoments.intent.weak import URL_LFS, Example
 
 BASE_MOMENTS = ("know", "go", "do", "buy")
 _HAS_WORD = re.compile(r"\w")
 CONTEXT_WEIGHT = 0.5        # landing-page title/URL logits count half as much as the query's own
+URL_RULE_BOOST = 4.0        # logit added to the class a landing-page rule points to (weak.URL_LFS)
 FAR_SIMILARITY = 0.22       # nearest-neighbour similarity under which a cue-less text is 'other'
 CUSTOM_MIN_SIMILARITY = 0.35  # a custom moment needs at least this similarity to its examples
 OTHER_MIN_PROB = 0.6         # 'other' (chit-chat) needs this probability to win over a real moment...
@@ -147,12 +149,28 @@ class Classifier:
             logits = raw_logits[main].copy()
             if text and ctx:
                 logits += CONTEXT_WEIGHT * raw_logits[pos[ctx]]
+            url_i = urls[i] if urls is not None and isinstance(urls[i], str) else ""
+            title_i = titles[i] if titles is not None and isinstance(titles[i], str) else ""
+            if url_i or title_i:
+                logits += self._url_boost(text, url_i, title_i)
             probs = softmax((logits / self.head.temperature)[None, :])[0]
             results.append(self._decide(
                 texts[i], text or ctx, probs, sims[main],
                 custom_sims[main] if custom_sims is not None else None, explain,
             ))
         return results
+
+    def _url_boost(self, text: str, url: str, title: str) -> np.ndarray:
+        """Logit boosts from the landing page: its domain names the query's brand (go/site), it is a
+        how-to page (do), a shop/checkout page (buy), a store locator or map (go/local), a reference
+        page (know); its title sells (buy) or teaches (do)."""
+        boost = np.zeros(len(self.head.classes), dtype=np.float32)
+        ex = Example(text, url, title)
+        for lf in URL_LFS:
+            label = lf(ex)
+            if label is not None and label in self.class_index:
+                boost[self.class_index[label]] += URL_RULE_BOOST
+        return boost
 
     def _class_similarity(self, emb: np.ndarray, k: int = 3) -> np.ndarray:
         """Per text and class: mean similarity to the class's `k` nearest bank examples."""
@@ -209,6 +227,10 @@ class Classifier:
                                     _rounded(scores), self._custom_cues(text, best) if explain else [])
 
         moment = max(scores, key=scores.__getitem__)
+        families = {c.family for c in cues}
+        if moment in ("buy", "do") and "price" in families and not families & {"buy", "howto"}:
+            # The guideline: a cost or price without a purchase or how-to cue is research ("bathroom remodel cost").
+            moment = max(("know", "go"), key=scores.__getitem__)
         if moment == "other":
             # Chit-chat must be clear-cut to win: a real query with any cue keeps its best moment.
             strong = {c.family for c in cues} - {"question"}

@@ -69,7 +69,8 @@ def evaluate_labels(
     labels = tuple(labels)
     columns = labels + tuple(sorted(set(pred) - set(labels)))
     index = {lab: i for i, lab in enumerate(columns)}
-    yt = np.array([index.get(t, -1) for t in true])
+    # A true label outside `labels` (e.g. one `other` in a four-moment report) has no row: it is skipped.
+    yt = np.array([index.get(t, -1) if t in labels else -1 for t in true])
     yp = np.array([index[p] for p in pred])
     confusion = np.zeros((len(labels), len(columns)), dtype=np.int64)
     for t, p in zip(yt, yp):

@@ -29,7 +29,7 @@ from micromoments.intent.embed import Embedder, get_embedder
 from micromoments.intent.ngrams import hashed_ngrams
 
 HEAD_PATH = Path(__file__).parent / "data" / "head.npz"
-CUE_WEIGHT = 2.0  # scale of the binary cue features next to the unit-norm embedding
+CUE_WEIGHT = 3.0  # scale of the binary cue features next to the unit-norm embedding
 BANK_PER_CLASS = 300  # training examples kept per class for nearest-neighbour checks
 
 
@@ -70,8 +70,14 @@ class IntentHead:
         embedder_name: str = "minilm-static",
         C: float = 4.0,
         seed: int = 13,
+        class_share: dict[str, float] | None = None,
+        power: float = 1.0,
     ) -> "IntentHead":
         """Fit the head, then its temperature on a seeded 15% calibration split.
+
+        Classes are weighted by (target share / training share) ** `power`: the target is
+        `class_share` (e.g. the class balance of real traffic) or, if None, uniform
+        (power 1 = scikit-learn's 'balanced').
 
         >>> head = IntentHead.fit(["gmail login"] * 3 + ["how to fix a tap"] * 3, ["go_site"] * 3 + ["do"] * 3)
         >>> head.classes
@@ -88,8 +94,13 @@ class IntentHead:
         X = sp.hstack([sp.csr_matrix(D), H], format="csr")
         n_dense = D.shape[1]
 
+        counts = np.bincount(y, minlength=len(classes)) / len(y)
+        target = np.array([(class_share or {}).get(c, 1.0 / len(classes)) for c in classes])
+        target = target / target.sum()
+        weights = {k: float((target[k] / counts[k]) ** power) for k in range(len(classes))}
+
         def make() -> LogisticRegression:
-            return LogisticRegression(C=C, max_iter=3000, class_weight="balanced", random_state=seed)
+            return LogisticRegression(C=C, max_iter=3000, class_weight=weights, random_state=seed)
 
         temperature = 1.0
         if min(np.bincount(y)) >= 10:
@@ -119,6 +130,24 @@ class IntentHead:
             temperature=temperature, center=center.astype(np.float32), bank=bank.astype(np.float16),
             bank_labels=y[keep].astype(np.int16), embedder_name=embedder_name,
             version=f"{embedder_name}-{version_src[:10]}",
+        )
+
+    def with_decision(self, offsets: dict[str, float], temperature: float) -> "IntentHead":
+        """The same head with per-class logit offsets and a new temperature (both chosen on real dev data).
+
+        The head is trained towards the class balance of real traffic; the offsets move the decision
+        towards the minority moments (go, do) where that raises macro-F1, and the temperature is then
+        refitted so that `confidence` stays a calibrated probability.
+        """
+        intercept = self.intercept.copy()
+        for c, off in offsets.items():
+            intercept[self.classes.index(c)] += off
+        src = hashlib.sha256(self.coef.tobytes() + intercept.tobytes() + np.float64(temperature).tobytes())
+        meta = {**self.meta, "offsets": str(offsets)}
+        return IntentHead(
+            classes=self.classes, coef=self.coef, intercept=intercept.astype(np.float32), hashed_coef=self.hashed_coef,
+            temperature=float(temperature), center=self.center, bank=self.bank, bank_labels=self.bank_labels,
+            embedder_name=self.embedder_name, version=f"{self.embedder_name}-{src.hexdigest()[:10]}", meta=meta,
         )
 
     # -- inference ----------------------------------------------------------------------------
