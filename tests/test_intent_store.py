@@ -98,7 +98,7 @@ def test_second_run_is_cached_and_new_model_version_reclassifies(tmp_path: Path)
 
 
 def test_store_step_on_many_events_uses_distinct_texts() -> None:
-    queries = ["how to lay decking", "decking boards price", "b&q near me", "what is composite decking"]
+    queries = ["how to lay decking", "decking boards for sale", "b&q near me", "what is composite decking"]
     events = [(f"m{i}", "track", "Products Searched", None, queries[i % 4], None, None, None) for i in range(20_000)]
     store = make_store(":memory:", events)
     calls: list[int] = []
