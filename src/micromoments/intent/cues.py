@@ -12,6 +12,7 @@ to the user as the `cues` that drove a decision.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,9 +262,13 @@ def find_cues(text: str) -> list[Cue]:
     >>> [(c.text, c.moment) for c in find_cues("cheap patio furniture")]
     [('cheap', 'buy')]
     """
+    return list(_find_cues(text)) if text else []
+
+
+@functools.lru_cache(maxsize=65536)
+def _find_cues(text: str) -> tuple[Cue, ...]:
+    # Cached: the features and the decision both read a text's cues, and query logs repeat.
     cues: list[Cue] = []
-    if not text:
-        return cues
     name = site_name(text)
     if name:
         cues.append(Cue(name, "site_name", "go_site"))
@@ -274,7 +279,7 @@ def find_cues(text: str) -> list[Cue]:
     for fam in FAMILIES:
         for m in fam.pattern.finditer(text):
             cues.append(Cue(m.group(0).strip(), fam.name, fam.moment))
-    return cues
+    return tuple(cues)
 
 
 def cue_features(texts: list[str]) -> np.ndarray:
