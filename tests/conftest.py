@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,7 @@ def spark_session():
     pyspark = pytest.importorskip("pyspark")
     from pyspark.sql import SparkSession
 
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers need this venv's pyarrow and duckdb
     spark = (
         SparkSession.builder.master("local[2]")
         .appName("micromoments-tests")

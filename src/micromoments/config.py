@@ -20,10 +20,52 @@ from micromoments.errors import ConfigError
 DEFAULT_CONFIG_NAME = "micromoments.toml"
 
 
+ENGINES = ("duckdb", "spark")
+# Set by the CLI's global `--engine` (None: the config decides); see `load_config`.
+_ENGINE_OVERRIDE: list[str | None] = [None]
+
+
 @dataclass
 class StoreConfig:
-    path: str = "micromoments.duckdb"
-    backend: str = "duckdb"  # or "pyspark"
+    """`[store]`: which engine runs the batch commands and where their data lives.
+
+    >>> StoreConfig(backend="pyspark").engine
+    'spark'
+    """
+
+    path: str = "micromoments.duckdb"  # the DuckDB file (engine = "duckdb")
+    engine: str = "duckdb"             # "duckdb" (one machine) or "spark" (local mode or a cluster: [spark])
+    # engine = "spark": the events lake, a folder or URL (s3a://bucket/prefix) of Parquet partitioned by date
+    lake: str = "micromoments-lake"
+    backend: str = ""                  # the old name of `engine` ("duckdb" / "pyspark"), still read
+
+    def __post_init__(self) -> None:
+        if self.backend:
+            alias = {"duckdb": "duckdb", "pyspark": "spark", "spark": "spark"}.get(self.backend.lower())
+            if alias is None:
+                raise ConfigError(f"unknown backend {self.backend!r}", where="[store] backend",
+                                  hint='write engine = "duckdb" or engine = "spark" instead (backend is its old name)')
+            if self.engine != "duckdb" and self.engine != alias:
+                raise ConfigError(f"backend = {self.backend!r} contradicts engine = {self.engine!r}",
+                                  where="[store]", hint="drop `backend` (the old name of `engine`)")
+            self.engine, self.backend = alias, ""
+        if self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine {self.engine!r}", where="[store] engine",
+                              hint='use "duckdb" or "spark"')
+
+
+@dataclass
+class SparkConfig:
+    """`[spark]`: how engine = "spark" reaches Spark; a cluster is a change here, not in code.
+
+    `remote` (Spark Connect, "sc://host:15002") wins over `master` ("local[2]", "spark://host:7077",
+    "yarn", "k8s://..."); `conf` is passed to the session as it is (e.g. the s3a credentials provider).
+    """
+
+    master: str = "local[*]"
+    remote: str = ""
+    app_name: str = "micromoments"
+    conf: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -222,6 +264,7 @@ class PredictConfig:
 @dataclass
 class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
+    spark: SparkConfig = field(default_factory=SparkConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     journey: JourneyConfig = field(default_factory=JourneyConfig)
     intent: IntentConfig = field(default_factory=IntentConfig)
@@ -278,7 +321,7 @@ def load_config(path: str | Path | None = None) -> Config:
     if path is None:
         candidate = Path(DEFAULT_CONFIG_NAME)
         if not candidate.exists():
-            return Config()
+            return _with_override(Config())
         path = candidate
     path = Path(path)
     if not path.exists():
@@ -290,4 +333,17 @@ def load_config(path: str | Path | None = None) -> Config:
     cfg = _build(Config, data, str(path))
     cfg.ingest.min_time()  # a bad date fails here, naming the key, not at the first event
     cfg.source_path = str(path)
+    return _with_override(cfg)
+
+
+def set_engine_override(engine: str | None) -> None:
+    """The CLI's `--engine`: every `load_config` after this uses `engine` (None: the config's own)."""
+    if engine is not None and engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}", where="--engine", hint='use "duckdb" or "spark"')
+    _ENGINE_OVERRIDE[0] = engine
+
+
+def _with_override(cfg: Config) -> Config:
+    if _ENGINE_OVERRIDE[0] is not None:
+        cfg.store.engine = _ENGINE_OVERRIDE[0]
     return cfg

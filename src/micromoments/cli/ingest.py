@@ -31,7 +31,7 @@ def ingest(
 ) -> None:
     """Load event files into the store. Bad rows go to quarantine; re-ingesting is harmless."""
     from micromoments.config import load_config
-    from micromoments.store import Store
+    from micromoments.store import engine_of, open_configured
     from micromoments.store.ingest import ingest_file
 
     cfg = load_config(config_path)
@@ -39,7 +39,9 @@ def ingest(
         from micromoments.predict.rees46 import REES46_MAPPING
 
         fmt, mapping = "csv", mapping or REES46_MAPPING
-    store = Store(db or cfg.store.path)
+    store = open_configured(cfg, db, create=True)
+    if engine_of(store) == "spark":  # the same reading and keying, then the lake's Spark jobs
+        from micromoments.store.lake_ingest import ingest_to_lake as ingest_file  # noqa: F811
     failed = False
     with byte_progress() as bar:
         for path in files:
@@ -66,16 +68,18 @@ def quarantine(
     limit: int = typer.Option(20, help="How many rows to show."),
     source: Optional[str] = typer.Option(None, help="Only rows from this file."),
     db: Optional[Path] = DB_OPTION,
+    config_path: Optional[Path] = CONFIG_OPTION,
 ) -> None:
     """Show quarantined rows: file, line, field and reason."""
-    from micromoments.store import open_store
+    from micromoments.config import load_config
+    from micromoments.store import open_configured
 
-    store = open_store(db, read_only=True)
-    where, params = ("WHERE source = ?", [source]) if source else ("", [])
-    rows = store.duck.execute(
-        f"SELECT source, line, field, reason, left(raw, 80) FROM quarantine {where} ORDER BY source, line LIMIT ?",
-        [*params, limit],
-    ).fetchall()
+    store = open_configured(load_config(config_path), db, read_only=True)
+    q = store.table("quarantine")
+    q = q.filter(q.source == source) if source else q
+    frame = store.ibis.execute(q.select("source", "line", "field", "reason", raw=q.raw.substr(0, 80))
+                               .order_by(["source", "line"]).limit(limit))
+    rows = list(frame.astype(object).where(frame.notna(), None).itertuples(index=False))
     table = Table("file", "line", "field", "reason", "raw")
     for row in rows:
         table.add_row(*(str(v) if v is not None else "" for v in row))

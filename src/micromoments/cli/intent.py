@@ -129,16 +129,17 @@ def classify_store_command(
     """Give every event in the store its moment: distinct texts classified once (cached), then joined back."""
     from micromoments.config import load_config
     from micromoments.intent.store_step import classify_store
-    from micromoments.store import open_store
+    from micromoments.store import open_configured
 
     cfg = load_config(config_path)
-    store = open_store(db or cfg.store.path)
+    store = open_configured(cfg, db)
     with _progress() as bar:
         task = bar.add_task("classifying distinct texts", total=None)
         stats = classify_store(store, cfg, progress=lambda done, total: bar.update(task, completed=done, total=total))
         bar.update(task, total=bar.tasks[task].total or 1, completed=bar.tasks[task].total or 1)
-    counts = store.duck.execute(
-        "SELECT moment, count(*) FROM event_moments GROUP BY 1 ORDER BY 2 DESC").fetchall()
+    em = store.table("event_moments")
+    frame = store.ibis.execute(em.group_by("moment").aggregate(n=em.count()))
+    counts = sorted(zip(frame.moment, frame.n), key=lambda mn: (-mn[1], str(mn[0])))
     console.print(
         f"{stats['events']} events, {stats['distinct_texts']} distinct texts "
         f"({stats['classified']} classified, {stats['cached']} cached) -> {stats['event_moments']} event moments "

@@ -18,10 +18,10 @@ LIMIT_OPTION = typer.Option(20, help="Rows to print.")
 def _journey(db: Optional[Path], config_path: Optional[Path]) -> tuple[Any, Any, Any]:
     from micromoments.config import load_config
     from micromoments.journey.pipeline import JourneySettings, build_journey, load_events
-    from micromoments.store import open_store
+    from micromoments.store import open_configured
 
     cfg = load_config(config_path)
-    store = open_store(db or cfg.store.path)
+    store = open_configured(cfg, db)
     events, has_moments = load_events(store)
     if not has_moments:
         console.print("[yellow]note:[/] no event_moments table yet; moment columns are empty (run classification first).")
@@ -212,8 +212,8 @@ def report_cmd(output: Path = typer.Option(Path("report.html"), "--output", "-o"
     """Write the self-contained HTML report (overview, moments, journey map, paths, funnel, peaks, FAQ, touchpoints)."""
     from micromoments.config import load_config
     from micromoments.report import build_report
-    from micromoments.store import open_store
+    from micromoments.store import open_configured
 
     cfg = load_config(config_path)
-    path = build_report(open_store(db or cfg.store.path), output, cfg)
+    path = build_report(open_configured(cfg, db), output, cfg)
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

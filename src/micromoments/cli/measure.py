@@ -19,10 +19,10 @@ OUTPUT_OPTION = typer.Option(None, "--output", "-o", help="Also write the full r
 
 def _store(db: Optional[Path], config_path: Optional[Path], read_only: bool = True) -> tuple[Any, Any]:
     from micromoments.config import load_config
-    from micromoments.store import open_store
+    from micromoments.store import open_configured
 
     cfg = load_config(config_path)
-    return open_store(db or cfg.store.path, read_only=read_only), cfg
+    return open_configured(cfg, db, read_only=read_only), cfg
 
 
 def _date(value: Optional[str], name: str) -> Optional[dt.datetime]:

@@ -20,10 +20,10 @@ STORES_OPTION = typer.Option(None, "--stores", help="CSV of stores (store_id, la
 
 def _open(db: Optional[Path], config_path: Optional[Path]):
     from micromoments.config import load_config
-    from micromoments.store import open_store
+    from micromoments.store import open_configured
 
     cfg = load_config(config_path)
-    return open_store(db or cfg.store.path), cfg
+    return open_configured(cfg, db), cfg
 
 
 @personas_app.command("build")

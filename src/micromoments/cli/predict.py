@@ -20,10 +20,10 @@ MODEL_OPTION = typer.Option(None, "--model", "-m", help="Model folder (default: 
 
 def _open(db: Optional[Path], config_path: Optional[Path], model: Optional[Path]) -> tuple[Any, Any, Path]:
     from micromoments.config import load_config
-    from micromoments.store import open_store
+    from micromoments.store import open_configured
 
     cfg = load_config(config_path)
-    return cfg, open_store(db or cfg.store.path), Path(model or cfg.predict.model_path)
+    return cfg, open_configured(cfg, db), Path(model or cfg.predict.model_path)
 
 
 def _fmt(v: Any) -> str:

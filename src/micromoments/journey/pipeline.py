@@ -118,25 +118,30 @@ def build_journey(events: ir.Table, settings: JourneySettings | None = None, con
     `events` must have unique `message_id`s (the store's do).
 
     `method`: `"kernel"` (the default on DuckDB: one read, a numpy sort and the numpy kernel of
-    `journey.sequence`, see `journey.fastpath`), `"ibis"` (window SQL; the default elsewhere,
-    e.g. Spark, and the reference the kernel is tested against) or `"auto"`.
+    `journey.sequence`, see `journey.fastpath`), `"spark-kernel"` (the default on Spark: the same
+    kernel on partitions of people, see `journey.spark_kernel`), `"ibis"` (window SQL; the
+    reference the kernels are tested against) or `"auto"`.
 
     >>> # j = build_journey(load_events(store)[0], con=store.ibis); store.ibis.execute(j.episodes)
     """
     settings = settings or JourneySettings()
-    if method not in ("auto", "kernel", "ibis"):
-        raise ValueError(f"method must be auto, kernel or ibis, got {method!r}")
+    if method not in ("auto", "kernel", "spark-kernel", "ibis"):
+        raise ValueError(f"method must be auto, kernel, spark-kernel or ibis, got {method!r}")
     if method == "auto":
-        method = "kernel" if con is not None and getattr(con, "name", "") == "duckdb" else "ibis"
+        method = {"duckdb": "kernel", "pyspark": "spark-kernel"}.get(getattr(con, "name", ""), "ibis")
     if method == "kernel" and (con is None or getattr(con, "name", "") != "duckdb"):
         raise ValueError("method='kernel' needs a DuckDB backend as `con`")
 
     def keep(name: str, expr: ir.Table) -> ir.Table:
+        if con is not None and getattr(con, "name", "") == "pyspark":
+            return cached_view(con, f"_mm_{name}", expr)
         return con.create_table(f"_mm_{name}", expr, temp=True, overwrite=True) if con is not None else expr
 
     if method == "kernel":
         with _memory_limit(con, settings.memory_limit):
             return _build_with_kernel(events, settings, con)
+    if method == "spark-kernel":
+        return _build_with_spark_kernel(events, settings, con)
 
     with _memory_limit(con, settings.memory_limit):
         cols = journey_columns(events)
@@ -205,6 +210,37 @@ def _build_with_kernel(events: ir.Table, settings: JourneySettings, con: Any) ->
     tables = {step: con.table(f"_mm_{step}") for step in sql}
     facts, staged, sess_t = tables["event_keys"], tables["episodes"], tables["sessions"]
     return Journey(with_session_keys(cols, facts), staged, sess_t)
+
+
+def cached_view(con: Any, name: str, expr: ir.Table) -> ir.Table:
+    """Spark's temp table: a temp view computed once, when first read, and then kept in the cache
+    (Ibis's PySpark backend has no temporary tables).
+
+    >>> # staged = cached_view(spark_con, "_mm_episodes", episodes_expr)
+    """
+    session = con._session
+    if session.catalog.tableExists(name):
+        session.catalog.uncacheTable(name)
+    table = con.create_view(name, expr, overwrite=True)
+    session.catalog.cacheTable(name)
+    return table
+
+
+def _build_with_spark_kernel(events: ir.Table, settings: JourneySettings, con: Any) -> Journey:
+    """`build_journey` on Spark: the same kernel on partitions of people (`journey.spark_kernel`)."""
+    from micromoments.journey.spark_kernel import kernel_tables
+
+    cols = journey_columns(events)
+    narrow = cols.select(*[c for c in FACT_INPUTS if c in cols.columns])
+    frames = kernel_tables(con, narrow, settings.vocab, settings.session_gap_minutes, settings.episode_gap_minutes)
+    for name, frame in zip(("_mm_kernel_keys", "_mm_kernel_episodes", "_mm_kernel_sessions"), frames):
+        frame.createOrReplaceTempView(name)
+    keys = con.table("_mm_kernel_keys")
+    staged = cached_view(con, "_mm_episodes", assign_stages(finish_episodes(con.table("_mm_kernel_episodes")),
+                                                            settings.stage_rules))
+    sess = cached_view(con, "_mm_sessions", assign_stages(finish_session_features(con.table("_mm_kernel_sessions")),
+                                                          settings.stage_rules))
+    return Journey(with_session_keys(cols, keys), staged, sess)
 
 
 @contextmanager

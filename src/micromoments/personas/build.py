@@ -125,6 +125,9 @@ def _persona_episodes(store: Any, labels: pd.DataFrame, config: Any | None = Non
 
 def write_table(store: Any, name: str, frame: pd.DataFrame) -> None:
     """Replace a store table with `frame` (its columns may be wider than the schema's core)."""
+    if getattr(store, "engine", "duckdb") == "spark":  # a lake table: Parquet written by Spark
+        store.write_table(name, frame)
+        return
     duck = store.duck
     # Through Arrow: DuckDB scans it in parallel (pandas it scans on one thread), same column types.
     duck.register("_mm_frame", pa.Table.from_pandas(frame, preserve_index=False))

@@ -97,6 +97,14 @@ def score_from_store(store: Any, model_path: str | Path, *, threads: int = 1) ->
 
 def log_run(store: Any, kind: str, model_path: str | Path, metrics: dict[str, Any]) -> None:
     """Append the run's metrics to the store table `predict_runs` (the report reads the latest)."""
+    if getattr(store, "engine", "duckdb") == "spark":  # a lake table: one Parquet file per run
+        import pandas as pd
+
+        store.write_table(RUNS_TABLE, pd.DataFrame([{
+            "ts": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), "kind": kind,
+            "model_path": str(model_path), "metrics": json.dumps(metrics, default=float)}])[list(RUNS_COLUMNS)],
+            mode="append")
+        return
     cols = ", ".join(f'"{c}" {t}' for c, t in RUNS_COLUMNS.items())
     store.duck.execute(f'CREATE TABLE IF NOT EXISTS "{RUNS_TABLE}" ({cols})')
     store.duck.execute(f'INSERT INTO "{RUNS_TABLE}" VALUES (?, ?, ?, ?)',
@@ -108,7 +116,12 @@ def latest_run(store: Any) -> dict[str, Any] | None:
     """The metrics of the latest train/evaluate run logged in the store, or None."""
     if not store.has_table(RUNS_TABLE):
         return None
-    row = store.duck.execute(f'SELECT metrics, model_path, ts FROM "{RUNS_TABLE}" ORDER BY ts DESC LIMIT 1').fetchone()
+    if getattr(store, "engine", "duckdb") == "spark":
+        runs = store.table(RUNS_TABLE)
+        last = store.ibis.execute(runs.order_by(runs.ts.desc()).limit(1).select("metrics", "model_path", "ts"))
+        row = tuple(last.iloc[0]) if len(last) else None
+    else:
+        row = store.duck.execute(f'SELECT metrics, model_path, ts FROM "{RUNS_TABLE}" ORDER BY ts DESC LIMIT 1').fetchone()
     if row is None:
         return None
     metrics = json.loads(row[0])

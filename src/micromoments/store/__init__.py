@@ -15,7 +15,7 @@ import ibis
 from micromoments.errors import StoreError
 from micromoments.store.schema import TABLES, create_table_sql
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "engine_of", "open_configured", "open_store"]
 
 
 class Store:
@@ -83,3 +83,30 @@ def open_store(path: str | Path | None = None, *, read_only: bool = False) -> St
                          hint=f"ingest events first (micromoments ingest FILE --db {path}), "
                               "or name the store with --db or [store] path in micromoments.toml")
     return Store(path, read_only=read_only)
+
+
+def open_configured(config: Any, db: str | Path | None = None, *, read_only: bool = False,
+                    create: bool = False) -> Any:
+    """The store of `config`'s engine: a DuckDB `Store` (`[store] path`, or `db`), or with
+    engine = "spark" a `LakeStore` over `[store] lake` (or `db`) on the `[spark]` session.
+
+    Commands that read need an existing store (`open_store`'s error); `create=True` (ingest) makes one.
+
+    >>> from micromoments.config import Config
+    >>> open_configured(Config(), ":memory:").count("events")
+    0
+    """
+    if config.store.engine == "spark":
+        from micromoments.store.lake import LakeStore
+        from micromoments.store.spark_session import get_spark
+
+        return LakeStore(str(db) if db else config.store.lake, get_spark(config.spark), read_only=read_only,
+                         create=create)
+    if create:
+        return Store(db or config.store.path, read_only=read_only)
+    return open_store(db or config.store.path, read_only=read_only)
+
+
+def engine_of(store: Any) -> str:
+    """"duckdb" or "spark": which engine a store object runs on."""
+    return getattr(store, "engine", "duckdb")
