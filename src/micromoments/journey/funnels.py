@@ -21,6 +21,7 @@ import ibis
 import ibis.expr.types as ir
 
 from micromoments.errors import InputError
+from micromoments.journey.clock import whole_seconds
 
 FunnelMode = Literal["ordered", "strict", "unordered"]
 MODES = ("ordered", "strict", "unordered")
@@ -38,7 +39,7 @@ def _prepare(events: ir.Table, breakdown: str | None) -> ir.Table:
     t = events.filter(events.person_id.notnull() & events.ts.notnull())
     w = ibis.window(group_by="person_id", order_by=["ts", "message_id"])
     bkd = t[breakdown].cast("string").fill_null(NO_VALUE) if breakdown else ibis.literal("all")
-    return t.mutate(seq=ibis.row_number().over(w), secs=t.ts.epoch_seconds().cast("int64"), bkd=bkd)
+    return t.mutate(seq=ibis.row_number().over(w), secs=whole_seconds(t.ts), bkd=bkd)
 
 
 def _sequential_levels(t: ir.Table, steps: list[str], by: str, window_s: int, strict: bool) -> ir.Table:

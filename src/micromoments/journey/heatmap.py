@@ -16,6 +16,8 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from micromoments.journey.clock import whole_seconds
+
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _EPOCH = dt.datetime(1970, 1, 1)
 
@@ -53,7 +55,7 @@ def utc_offsets(timezones: Iterable[str | None], start_year: int, end_year: int)
 
 def local_hour_weekday(events: ir.Table, offsets: ir.Table) -> ir.Table:
     """Add `local_hour` (0-23) and `local_weekday` (0 = Monday) to events."""
-    t = events.mutate(_secs=events.ts.epoch_seconds().cast("int64"))
+    t = events.mutate(_secs=whole_seconds(events.ts))
     o = offsets
     t = t.left_join(o, (t.timezone == o.tz) & (t._secs >= o.valid_from) & (t._secs < o.valid_to))
     local = t._secs + t.offset_s.fill_null(0)

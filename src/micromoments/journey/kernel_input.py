@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from micromoments.journey.clock import whole_seconds
 from micromoments.journey.moments import NO_INTENT
 
 # How `HashedRead` keys the text columns (tests make it collide to check the fallback).
@@ -47,7 +48,7 @@ def kernel_inputs(narrow: ir.Table) -> ir.Table:
     t = narrow.filter(narrow.person_id.notnull() & narrow.ts.notnull())
     return t.select(
         t.message_id, t.person_id, t.ts,
-        secs=t.ts.epoch_seconds().cast("int64"),
+        secs=whole_seconds(t.ts),
         channel=t.channel, query=t.query, moment=t.moment, confidence=t.confidence, revenue=t.revenue,
         event=t.event, page_path=t.page_path,
         has_query=t.query.notnull() & (t.query.strip().length() > 0),
@@ -256,9 +257,9 @@ class HashedRead:
         ts = col.pop("ts")
         moment = coded["moment"]
         intent_of = ~np.isin(np.asarray(moment.names.to_pylist(), object), list(NO_INTENT))
-        # DuckDB: CAST(EPOCH(ts) AS BIGINT), a DOUBLE of micros / 1e6 cast with halves to even (rint).
+        # `whole_seconds`: micros floored to seconds.
         if self.exact_secs:
-            col["secs"] = np.rint(ts / 1e6).astype(np.int64)
+            col["secs"] = ts // 1_000_000
         col["intent"] = np.append(intent_of, False)[moment.codes]  # code -1 (NULL) reads the False
         types = reader.schema
         return KernelInput(

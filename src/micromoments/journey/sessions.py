@@ -15,6 +15,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
+from micromoments.journey.clock import whole_seconds
 from micromoments.journey.vocab import EventVocabulary
 
 DEFAULT_GAP_MINUTES = 30
@@ -33,7 +34,7 @@ def sessionize(events: ir.Table, gap_minutes: int = DEFAULT_GAP_MINUTES) -> ir.T
     """
     t = events.filter(events.person_id.notnull() & events.ts.notnull())
     w = _person_window()
-    secs = t.ts.epoch_seconds().cast("int64")
+    secs = whole_seconds(t.ts)
     t = t.mutate(secs=secs, _prev_secs=secs.lag().over(w), event_no=ibis.row_number().over(w))
     new = ibis.ifelse(t._prev_secs.isnull() | ((t.secs - t._prev_secs) > gap_minutes * 60), 1, 0)
     t = t.mutate(_new_session=new)
@@ -55,7 +56,7 @@ def with_session_keys(events: ir.Table, keys: ir.Table) -> ir.Table:
                     **({"secs": keys.secs} if "secs" in keys.columns else {}))
     t = events.filter(events.person_id.notnull() & events.ts.notnull())
     t = t.join(k, t.message_id == k._k_mid)
-    secs = t.secs if "secs" in keys.columns else t.ts.epoch_seconds().cast("int64")
+    secs = t.secs if "secs" in keys.columns else whole_seconds(t.ts)
     return t.select(*events.columns, secs=secs, event_no=t.event_no, session_no=t.session_no,
                     session_id=t.person_id.concat(":", t.session_no.cast("string")))
 

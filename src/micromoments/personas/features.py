@@ -27,6 +27,7 @@ import ibis.expr.types as ir
 import pandas as pd
 
 from micromoments.errors import InputError
+from micromoments.journey.clock import whole_seconds
 from micromoments.journey.heatmap import local_hour_weekday, utc_offsets
 from micromoments.journey.pipeline import Journey
 from micromoments.journey.stages import STAGES
@@ -309,7 +310,7 @@ def person_features(events: ir.Table, journey: Journey, settings: FeatureSetting
     """
     settings = settings or FeatureSettings()
     s = events.filter(events.person_id.notnull() & events.ts.notnull())
-    s = s.mutate(secs=s.ts.epoch_seconds().cast("int64"))
+    s = s.mutate(secs=whole_seconds(s.ts))
     offsets, end_day = _find_offsets_and_end(s, offsets)
 
     out = _from_events(s, settings, end_day)
