@@ -212,6 +212,23 @@ def _build_with_kernel(events: ir.Table, settings: JourneySettings, con: Any) ->
     return Journey(with_session_keys(cols, facts), staged, sess_t)
 
 
+def temp_table(con: Any, name: str, obj: Any) -> ir.Table:
+    """`con.create_table(name, obj, temp=True, overwrite=True)` on any engine: on Spark (no temporary
+    tables in Ibis's PySpark backend) a cached temp view of the expression or pandas frame.
+
+    >>> con = ibis.duckdb.connect()
+    >>> temp_table(con, "_t", ibis.memtable({"a": [1, 2]})).count().execute()
+    2
+    """
+    if getattr(con, "name", "") != "pyspark":
+        return con.create_table(name, obj, temp=True, overwrite=True)
+    if not isinstance(obj, ir.Table):
+        con._session.createDataFrame(obj).createOrReplaceTempView(name)
+        con._session.catalog.cacheTable(name)
+        return con.table(name)
+    return cached_view(con, name, obj)
+
+
 def cached_view(con: Any, name: str, expr: ir.Table) -> ir.Table:
     """Spark's temp table: a temp view computed once, when first read, and then kept in the cache
     (Ibis's PySpark backend has no temporary tables).
@@ -257,7 +274,7 @@ def materialize(con: Any, journey: Journey, prefix: str = "_mm_") -> Journey:
     """Compute an already built journey into temp tables of `con` (prefer `build_journey(..., con=)`)."""
     names = {}
     for part in ("sessionized", "episodes", "sessions"):
-        names[part] = con.create_table(f"{prefix}{part}", getattr(journey, part), temp=True, overwrite=True)
+        names[part] = temp_table(con, f"{prefix}{part}", getattr(journey, part))
     return Journey(**names)
 
 
@@ -266,4 +283,5 @@ def execute(expr: ir.Table, con: Any | None = None):
     return con.execute(expr) if con is not None else expr.execute()
 
 
-__all__ = ["Journey", "JourneySettings", "build_journey", "execute", "ibis", "load_events", "materialize"]
+__all__ = ["Journey", "JourneySettings", "build_journey", "cached_view", "execute", "ibis", "load_events", "materialize",
+           "temp_table"]

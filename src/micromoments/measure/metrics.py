@@ -141,7 +141,7 @@ def moment_metrics(episodes: ir.Table, sessionized: ir.Table, by: list[str], voc
         conversions=ep._ok.cast("int64").sum(),
         revenue=ep.revenue.fill_null(0.0).sum(where=ep._ok),
         minutes_to_conversion=ep._minutes.mean(),
-        median_minutes_to_conversion=ep._minutes.approx_median(),
+        median_minutes_to_conversion=ep._minutes.median(),  # exact: engines' approximations differ
         **({"window_conversions": ep.converted_window.cast("int64").sum()} if flagged else {}),
     )
     t = _rate(t, "conversion_rate", "conversions", "moments")

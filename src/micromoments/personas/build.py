@@ -112,13 +112,13 @@ def typical_paths(store: Any, labels: pd.DataFrame, config: Any | None = None, m
 def _persona_episodes(store: Any, labels: pd.DataFrame, config: Any | None = None,
                       journey: Journey | None = None) -> ibis.Table:
     """Staged episodes with the person's `persona_id` and `persona` (for maps and funnels by persona)."""
-    from micromoments.journey.pipeline import JourneySettings, build_journey, load_events
+    from micromoments.journey.pipeline import JourneySettings, build_journey, load_events, temp_table
 
     if journey is None:
         events, _ = load_events(store)
         journey = build_journey(events, JourneySettings.from_config(config), con=store.ibis)
-    lab = store.ibis.create_table("_mm_persona_labels", labels[["person_id", "persona_id", "persona"]],
-                                  temp=True, overwrite=True).rename(_lp="person_id")
+    lab = temp_table(store.ibis, "_mm_persona_labels",
+                     labels[["person_id", "persona_id", "persona"]]).rename(_lp="person_id")
     ep = journey.episodes.join(lab, journey.episodes.person_id == lab._lp).drop("_lp")
     return ep
 

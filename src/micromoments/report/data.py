@@ -15,7 +15,7 @@ from micromoments.journey.faq import faq_for
 from micromoments.journey.funnels import funnel
 from micromoments.journey.heatmap import heatmap_for
 from micromoments.journey.maps import journey_map, path_links, top_paths
-from micromoments.journey.pipeline import Journey, JourneySettings, build_journey, load_events
+from micromoments.journey.pipeline import Journey, JourneySettings, build_journey, load_events, temp_table
 from micromoments.journey.touchpoints import flag_touchpoints, touchpoints
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def collect_with_journey(store: Any, config: Any | None = None,
     data = ReportData(has_events=True, has_moments=has_moments, conversion_window_days=window_days_of(config))
     if has_moments:  # both conversion definitions on every episode, computed once (journey.conversion)
         flagged = with_conversions(j.episodes, purchases(j.sessionized, settings.vocab), data.conversion_window_days)
-        j = Journey(j.sessionized, con.create_table("_mm_episodes_conv", flagged, temp=True, overwrite=True), j.sessions)
+        j = Journey(j.sessionized, temp_table(con, "_mm_episodes_conv", flagged), j.sessions)
 
     sess = con.execute(j.sessions)
     s = j.sessionized

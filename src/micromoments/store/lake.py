@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from micromoments.errors import StoreError
+from micromoments.store import ibis_spark_fixes
 from micromoments.store.schema import EVENTS_COLUMNS, TABLES
 
 # The Spark type of each DuckDB type the schema uses.
@@ -62,6 +63,7 @@ class LakeStore:
                                  hint="ingest events first (micromoments --engine spark ingest FILE), "
                                       "or name the lake with --db or [store] lake in micromoments.toml")
             os.makedirs(folder, exist_ok=True)
+        ibis_spark_fixes.apply()
         self.ibis = ibis.pyspark.connect(spark)
         self._present: set[str] = set(self._listed())
         self._views: set[str] = set()
