@@ -8,6 +8,7 @@ compared: counts exactly, floats to 1e-9 relative. One SparkSession (conftest) s
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 from pathlib import Path
@@ -41,6 +42,7 @@ primary_metric = "conversion"
 
 
 def _cli(*args: str, ok: bool = True) -> str:
+    gc.collect()  # commands leave their DuckDB connections to the collector; one file, one configuration
     result = runner.invoke(app, list(args))
     if ok:
         assert result.exit_code == 0, (args, result.output, result.exception)

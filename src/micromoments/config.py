@@ -62,10 +62,10 @@ class SparkConfig:
     "yarn", "k8s://..."); `conf` is passed to the session as it is (e.g. the s3a credentials provider).
     """
 
-    master: str = "local[*]"
-    remote: str = ""
-    app_name: str = "micromoments"
-    conf: dict[str, Any] = field(default_factory=dict)
+    master: str = "local[*]"          # local mode on every core; or "spark://host:7077", "yarn", "k8s://..."
+    remote: str = ""                  # Spark Connect, e.g. "sc://spark-master:15002" (wins over master)
+    app_name: str = "micromoments"    # the application name the cluster shows
+    conf: dict[str, Any] = field(default_factory=dict)  # any Spark conf: [spark.conf] "spark.executor.memory" = "8g"
 
 
 @dataclass
