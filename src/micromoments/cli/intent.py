@@ -129,10 +129,12 @@ def classify_store_command(
     """Give every event in the store its moment: distinct texts classified once (cached), then joined back."""
     from micromoments.config import load_config
     from micromoments.intent.store_step import classify_store
-    from micromoments.store import open_configured
+    from micromoments.store import engine_of, open_configured
 
     cfg = load_config(config_path)
     store = open_configured(cfg, db)
+    if engine_of(store) == "spark":  # the DuckDB step's SQL per partition, then Spark joins
+        from micromoments.intent.lake_step import classify_lake as classify_store  # noqa: F811
     with _progress() as bar:
         task = bar.add_task("classifying distinct texts", total=None)
         stats = classify_store(store, cfg, progress=lambda done, total: bar.update(task, completed=done, total=total))

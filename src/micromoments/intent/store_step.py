@@ -169,10 +169,6 @@ def classify_store(
     Returns counts: events, distinct texts, newly classified, cached, event_moments rows, seconds.
     `progress(done, total)` is called after each batch of new texts.
     """
-    if getattr(store, "engine", "duckdb") == "spark":  # the same SQL per partition, then Spark joins
-        from micromoments.intent.lake_step import classify_lake
-
-        return classify_lake(store, config, classifier=classifier, progress=progress)
     started = time.perf_counter()
     clf = classifier or get_classifier(config)
     rules = load_rules(config)

@@ -11,7 +11,7 @@ The vocabulary flags are evaluated once per distinct (event, page_path) (`EventF
 `pipeline._build_with_kernel` writes the results back as Arrow into the tables the Ibis path builds
 (`episodes_from_facts` -> `assign_stages`, `session_features_from_facts` -> `assign_stages`, and the
 per-event keys `with_session_keys` joins), with the same columns, types and values; ids, outcome
-and stages stay Ibis expressions. Other engines (Spark) run the Ibis path.
+and stages stay Ibis expressions. Spark runs this same code on partitions of people (`journey.spark_kernel`).
 
 >>> # for keys, episodes, sessions in kernel_parts(con, narrow, EventVocabulary(), 30, 10): ...
 """
