@@ -206,7 +206,8 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
     out.append(att)
 
     exps = list(getattr(config, "experiments", []) or [])
-    if not exps and store.has_table("assignments"):  # e.g. the demo's test: read back from the store
+    # e.g. the demo's test: read back from the store (a DuckDB one: the demo writes no lake)
+    if not exps and store.has_table("assignments") and getattr(store, "engine", "duckdb") == "duckdb":
         from micromoments.demo.experiment import stored_experiments
 
         exps = stored_experiments(lambda q: store.duck.execute(q).df())

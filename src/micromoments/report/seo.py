@@ -168,8 +168,8 @@ def search_sections(store: Any, config: Any | None = None) -> list[Section]:
     """The Search section, when the store holds search data (none otherwise)."""
     from micromoments.seo import analyse_search, has_search_data
 
-    if not has_search_data(store.duck):
-        return []
+    if getattr(store, "engine", "duckdb") != "duckdb" or not has_search_data(store.duck):
+        return []  # search exports are loaded into DuckDB only (`micromoments seo`), not into a lake
     r = analyse_search(store.ibis, config)
     s = Section("search", "Search: the moments in the queries people send you", intro=(
         "What people searched for before they reached the site (Search Console / Bing Webmaster Tools), each "
