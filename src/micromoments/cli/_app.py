@@ -33,9 +33,21 @@ def _print_version(value: bool) -> None:
 
 
 @app.callback()
-def _main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+    engine: str | None = typer.Option(None, "--engine", help="duckdb or spark: the engine every command runs on "
+                                                            "(default: [store] engine in micromoments.toml)."),
+) -> None:
     """Find, map, act on and measure the micro-moments in customer journeys."""
+    from micromoments.config import set_engine_override
+
+    try:
+        set_engine_override(engine)
+    except MicromomentsError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,18 +70,4 @@ def friendly_errors(func: F) -> F:
 DB_OPTION = typer.Option(None, "--db", help="DuckDB store file (default: micromoments.duckdb or the one in "
                          "micromoments.toml); with --engine spark, the lake folder or URL.")
 
-
-@app.callback()
-def _global_options(
-    engine: str | None = typer.Option(None, "--engine", help="duckdb or spark: the engine every command runs on "
-                                                            "(default: [store] engine in micromoments.toml)."),
-) -> None:
-    """Find, map, act on and measure the micro-moments in customer journeys."""
-    from micromoments.config import set_engine_override
-
-    try:
-        set_engine_override(engine)
-    except MicromomentsError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
 CONFIG_OPTION = typer.Option(None, "--config", help="Path to micromoments.toml.")
