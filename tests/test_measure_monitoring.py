@@ -65,7 +65,7 @@ def _series(days=60, seed=0, drop_day=None):
     start = pd.Timestamp("2026-01-01")
     for i in range(days):
         d = start + pd.Timedelta(days=i)
-        weekend = d.dayofweek >= 5
+        weekend = d.day_of_week >= 5
         n = rng.poisson(400 * (1.5 if weekend else 1.0))
         rows.append((d, "buy", "volume", float(n), np.nan))
         p = 0.3 * (0.5 if drop_day is not None and i == drop_day else 1.0)
