@@ -25,6 +25,14 @@ from micromoments.intent.text import normalize_text, url_to_text
 from micromoments.intent.weak import URL_LFS, Example
 
 BASE_MOMENTS = ("know", "go", "do", "buy")
+# The guideline's rule 2, for short queries the head reads as know: a named business venue is a place
+# to go to, a named public body or school is a site to go to.
+_VENUE = re.compile(r"^(?!(?:what|who|how|why|when|where|is|are|does|do|can)\b)[\w'&. -]{2,40} "
+                    r"(?:hospital|medical center|casino|resort|hotel|suites|inn|mall|outlets|stadium|arena|airport)"
+                    r"(?: [\w. ]{2,25})?$")
+_BODY = re.compile(r"^(?!(?:what|who|how|why|when|where|is|are|does|do|can)\b)(?:city of [\w .]+|[\w .]+ county "
+                   r"(?:dss|schools|clerk|court|sheriff|jail|government)|[\w .]+ (?:middle|high|elementary) school|"
+                   r"[\w .]+ (?:unemployment|dmv|bmv|dss|isd))$")
 _HAS_WORD = re.compile(r"\w")
 CONTEXT_WEIGHT = 0.5        # landing-page title/URL logits count half as much as the query's own
 URL_RULE_BOOST = 4.0        # logit added to the class a landing-page rule points to (weak.URL_LFS)
@@ -233,6 +241,13 @@ class Classifier:
 
         moment = max(scores, key=scores.__getitem__)
         families = {c.family for c in cues}
+        if (moment == "know" or (moment == "buy" and "buy" not in families)) and len(text.split()) <= 6 \
+                and (_VENUE.search(text) or _BODY.search(text)):
+            # Swap the chosen moment's share with go's: the probabilities still sum to 1.
+            scores = {**scores, "go": scores[moment], moment: scores["go"]}
+            kind = "go_local" if _VENUE.search(text) else "go_site"
+            p = {**p, "go_local": 0.0, "go_site": 0.0, kind: scores["go"]}
+            moment = "go"
         if moment in ("buy", "do") and "price" in families and not families & {"buy", "howto"}:
             # The guideline: a cost or price without a purchase or how-to cue is research ("bathroom remodel cost").
             moment = max(("know", "go"), key=scores.__getitem__)
