@@ -128,6 +128,8 @@ def test_domain_match() -> None:
     assert domain_matches("chase login", "https://secure.chase.com/web/auth")
     assert not domain_matches("diabetes diet", "https://www.webmd.com/diabetes")
     assert not domain_matches("dsw", "not a url")
+    # A fact about the brand is not navigation: the URL rule stays quiet.
+    assert classify("diabetes symptoms", url="https://www.diabetes.org/diabetes/symptoms").moment == "know"
 
 
 def test_label_model_learns_lf_accuracies_from_overlaps() -> None:

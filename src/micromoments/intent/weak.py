@@ -177,7 +177,9 @@ def lf_long(x: Example) -> str | None:
 
 
 def lf_url_domain_match(x: Example) -> str | None:
-    if not x.url or _QUESTION_START.search(x.text) or _has("howto", x.text):
+    # The query is the brand ('dsw' -> dsw.com), not a question or a fact about it ('diabetes symptoms' -> diabetes.org).
+    if not x.url or len(x.text.split()) > 4 or _QUESTION_START.search(x.text) or any(
+            _has(f, x.text) for f in ("howto", "fact", "price", "question")):
         return None
     return "go_site" if domain_matches(x.text, x.url) else None
 
