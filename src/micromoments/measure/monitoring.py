@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sst
 
+from micromoments.journey.periods import complete_until, daily_tail
 from micromoments.measure import stats
 
 log = logging.getLogger("micromoments.monitoring")
@@ -267,11 +268,15 @@ def run_monitor(store: Any, config: Any = None, *, day: dt.date | None = None, b
         return MonitorResult([], series, pd.DataFrame())
     series["day"] = pd.to_datetime(series["day"])
     # The first and last days with data are usually partial (the job runs mid-day; UTC cuts local
-    # days), so they are neither checked nor used as baseline unless asked for explicitly.
+    # days), so they are neither checked nor used as baseline unless asked for explicitly; nor is any
+    # trailing day the overview leaves out as incomplete (journey.periods, the same rule).
     all_days = sorted(series["day"].unique())
     if len(all_days) > 2 and day is None:
-        series = series[(series.day > all_days[0]) & (series.day < all_days[-1])]
-        all_days = all_days[1:-1]
+        until = min(pd.Timestamp(all_days[-1]), complete_until(daily_tail(store)))
+        series = series[(series.day > all_days[0]) & (series.day < until)]
+        all_days = sorted(series["day"].unique())
+    if not all_days and day is None:  # not one complete day yet
+        return MonitorResult([], series, pd.DataFrame())
     days = all_days[baseline_days // 2:] if backtest else [pd.Timestamp(day) if day else all_days[-1]]
     if not days:  # not enough history yet to check anything
         return MonitorResult([], series, pd.DataFrame())
@@ -284,8 +289,9 @@ def run_monitor(store: Any, config: Any = None, *, day: dt.date | None = None, b
         vol = series[series.metric == "volume"]
         recent = vol[(vol.day >= cut) & (vol.day < end)].groupby("series")["num"].sum()
         base = vol[(vol.day < cut) & (vol.day >= cut - pd.Timedelta(days=baseline_days))].groupby("series")["num"].sum()
-        if base.sum() > 0:
-            drift.append(mix_drift(recent, base, alpha))
+        if base.sum() > 0:  # the window it compared, in complete days (the report names it)
+            drift.append({**mix_drift(recent, base, alpha), "first_day": str(cut.date()),
+                          "last_day": str((end - pd.Timedelta(days=1)).date())})
         if has_moments:
             # `load_events` gives the stamped moment columns (no join on a store classified now).
             since = (cut - pd.Timedelta(days=baseline_days)).to_pydatetime()

@@ -15,6 +15,8 @@ from micromoments.journey.faq import faq_for
 from micromoments.journey.funnels import funnel
 from micromoments.journey.heatmap import heatmap_for
 from micromoments.journey.maps import journey_map, path_links, top_paths
+from micromoments.journey.people import people_counts
+from micromoments.journey.periods import complete_until, daily_tail
 from micromoments.journey.pipeline import Journey, JourneySettings, build_journey, load_events, temp_table
 from micromoments.journey.touchpoints import flag_touchpoints, touchpoints
 
@@ -61,53 +63,6 @@ def pick_funnel(event_counts: pd.Series) -> list[str]:
     if not best and len(event_counts) >= 2:
         best = list(event_counts.index[:3])
     return best
-
-
-def people_counts(events: Any, con: Any) -> tuple[int, int]:
-    """`(people, anonymous)`: people (after stitching) who signed in at least once, and the ids
-    that never did, so they are not linked to anyone yet. With no user ids at all (an anonymous
-    data set) every id counts as a person and `anonymous` is 0.
-
-    >>> import ibis
-    >>> ev = ibis.memtable({"person_id": ["u1", "u1", "a2", "a3"], "user_id": ["u1", None, None, None]})
-    >>> people_counts(ev, ibis.duckdb.connect())
-    (1, 2)
-    """
-    per = events.group_by("person_id").aggregate(_known=events.user_id.notnull().any())
-    row = con.execute(per.aggregate(n=per.count(), known=per._known.cast("int64").sum()))
-    n, known = int(row.n[0]), int(row.known[0] or 0)
-    return (known, n - known) if known else (n, 0)
-
-
-def complete_until(daily: pd.DataFrame, *, late_hour: int = 23, share: float = 0.5, max_days: int = 3) -> pd.Timestamp:
-    """The end (exclusive) of the last complete day, from `daily` (`day`, `events`, `last` = the day's
-    last event). A trailing day is partial when its data stops before `late_hour` (UTC) *and* it has
-    under `share` x the median events of the 7 days before it: a store being written to, or a data
-    set cut mid-day. Up to `max_days` trailing days are dropped.
-
-    >>> d = pd.DataFrame({"day": pd.date_range("2026-05-01", periods=9), "events": [100] * 8 + [7],
-    ...                   "last": pd.date_range("2026-05-01 23:50", periods=9)})
-    >>> d.loc[8, "last"] = pd.Timestamp("2026-05-09 03:10")
-    >>> complete_until(d)
-    Timestamp('2026-05-09 00:00:00')
-    """
-    d = daily.sort_values("day").reset_index(drop=True)
-    end = len(d)
-    while end > 1 and len(d) - end < max_days:
-        row, before = d.iloc[end - 1], d.iloc[max(0, end - 8):end - 1]
-        late = pd.Timestamp(row["last"]) >= pd.Timestamp(row["day"]) + pd.Timedelta(hours=late_hour)
-        if late or row["events"] >= share * float(before.events.median()):
-            break
-        end -= 1
-    return pd.Timestamp(d.day.iloc[end - 1]) + pd.Timedelta(days=1)
-
-
-def daily_tail(store: Any, days: int = 11) -> pd.DataFrame:
-    """Events and the last event's time of the store's last `days` days (for `complete_until`)."""
-    e = store.table("events")
-    e = e.filter(e.ts.notnull()).mutate(day=e.ts.truncate("D"))
-    t = e.group_by("day").aggregate(events=e.count(), last=e.ts.max()).order_by(lambda t: t.day.desc()).limit(days)
-    return store.ibis.execute(t)
 
 
 def collect(store: Any, config: Any | None = None, funnel_window: dt.timedelta | None = None) -> ReportData:

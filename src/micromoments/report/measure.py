@@ -277,7 +277,8 @@ def measure_sections(store: Any, config: Any | None = None) -> list:
             mon.note = "No alerts: every series stayed within its expected range."
         for d in r.drift:
             if d["check"] == "moment_mix":
-                mon.notes.append(f"Moment mix, last 7 days vs the 4 weeks before: Jensen–Shannon distance "
+                days = f" ({d['first_day']} to {d['last_day']})" if d.get("last_day") else ""
+                mon.notes.append(f"Moment mix, last 7 complete days{days} vs the 4 weeks before: Jensen–Shannon distance "
                                  f"{d['js_distance']:.2f} ({'drift' if d['drift'] else 'stable'}); the distance "
                                  "runs from 0 (the same mix of know, go, do and buy) to 1 (nothing in common).")
             else:
