@@ -137,6 +137,12 @@ class LakeStore:
         return joined.select(*[F.coalesce("_pid", "person_id").alias("person_id") if c == "person_id" else c
                                for c in columns], *extra)
 
+    @property
+    def duck(self) -> Any:
+        """The steps still written in DuckDB SQL (survey import, segment export, search data) say so."""
+        raise StoreError("this command runs on DuckDB only, not on the lake", where=self.path,
+                         hint="run it with --engine duckdb (docs/deploy.md lists what runs on Spark)")
+
     # -- what the commands use
     def has_table(self, name: str) -> bool:
         """True for a table the lake holds, and for every schema table (empty until written)."""
