@@ -294,3 +294,30 @@ def test_a_chart_that_fails_in_the_report_costs_only_its_section(tmp_path: Path,
         store.close()
     assert "This panel could not be computed (ValueError: a value the chart cannot draw)" in text
     assert 'id="chart-journey"' in text and 'id="chart-heatmap"' in text and 'id="chart-faq"' not in text
+
+
+def test_a_refused_event_shipped_or_taken_twice_is_stored_once(tmp_path: Path) -> None:
+    from micromoments.activation.quarantine_log import QuarantineLog
+    from micromoments.activation.wal import WriteAheadLog
+    from micromoments.activation.wal_loader import StoreLoader
+
+    wal = WriteAheadLog(tmp_path / "wal", fsync=False)
+    refused = QuarantineLog(tmp_path / "wal", fsync=False)
+    row = {"line": 3, "field": "batch[3].timestamp", "reason": "outside the accepted range", "raw": '{"x":1}'}
+    refused.append([row, row])  # a client's retry: two refusals, two rows
+    stamped = refused.take()
+    refused.done()
+    assert len({r["at"] for r in stamped}) == 2
+    refused.append(stamped)  # as the loader worker gets them from the stream
+    loader = StoreLoader(wal, tmp_path / "s.duckdb", quarantine=refused)
+    assert loader.flush()["quarantined"] == 2
+    refused.append(stamped + stamped)  # redelivered after a crash between storing and acknowledging
+    assert loader.flush()["quarantined"] == 0
+    loader.close()
+    refused.append(stamped)  # and after a restart
+    loader = StoreLoader(wal, tmp_path / "s.duckdb", quarantine=refused)
+    assert loader.flush()["quarantined"] == 0
+    got = loader.store.duck.execute("SELECT count(*), min(line), min(source) FROM quarantine").fetchone()
+    assert got == (2, 3, "api")
+    loader.close()
+    wal.close()

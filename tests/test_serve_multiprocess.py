@@ -354,3 +354,55 @@ def test_snapshot_load_follows_an_alias_and_falls_back_to_the_ids_own_hash(redis
     assert shared.load("nobody", ProfileState) is None
     assert shared.loads == 4
     shared.close()
+
+
+@pytest.mark.slow
+def test_split_collector_quarantines_a_mixed_batchs_bad_event_once(tmp_path: Path, redis_url: str) -> None:
+    """A `role = "collector"` process answers a mixed batch with 200; the bad event reaches the
+    loader worker's `quarantine` table with its index and reason, once, across a restart."""
+    from micromoments.store import Store
+
+    db = tmp_path / "store.duckdb"
+    config = write_config(tmp_path / "micromoments.toml", db=db, wal=tmp_path / "wal", flush_ms=200,
+                          extra=f'bus = "{redis_url}"\n')
+    port_a, port_b = free_port(), free_port()
+    url_a, url_b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
+
+    def worker():  # noqa: ANN202
+        return start_serve(config, port_b, "--role", "worker", "--no-activator", "--data-dir",
+                           str(tmp_path / "b"), log=tmp_path / "b.log")
+
+    collector = start_serve(config, port_a, "--role", "collector", "--no-activator", "--data-dir",
+                            str(tmp_path / "a"), log=tmp_path / "a.log")
+    procs = [collector, worker()]
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    good, bad = _event("q-good", "garden centre", now), _event("q-bad", "garden centre", now)
+    bad["timestamp"] = "0001-01-01T00:00:00Z"
+
+    def quarantined() -> int:
+        httpx.post(f"{url_a}/admin/flush", headers=bearer("adm_test"), timeout=30).raise_for_status()
+        flushed = httpx.post(f"{url_b}/admin/flush", headers=bearer("adm_test"), timeout=30)
+        return flushed.json()["quarantined"]
+
+    try:
+        wait_up(url_a, proc=procs[0])
+        wait_up(url_b, proc=procs[1])
+        r = httpx.post(f"{url_a}/v1/batch", json={"batch": [good, bad]}, headers=KEY, timeout=10)
+        assert r.status_code == 200, r.text
+        assert [x["index"] for x in r.json()["rejected"]] == [1]
+        assert _wait_for(quarantined, 30), (tmp_path / "b.log").read_text()[-3000:]
+        # A restarted worker (its inbox and the stream already handled) stores nothing twice.
+        assert stop(procs[1]) in (0, -signal.SIGTERM)
+        procs[1] = worker()
+        wait_up(url_b, proc=procs[1])
+        assert quarantined() == 0
+    finally:
+        for proc in procs:
+            stop(proc)
+    with Store(db, read_only=True) as store:
+        rows = store.duck.execute("SELECT source, line, field, reason FROM quarantine WHERE raw LIKE ?",
+                                  [f"%{bad['messageId']}%"]).fetchall()
+        assert store.duck.execute("SELECT count(*) FROM events WHERE message_id = ?",
+                                  [good["messageId"]]).fetchone()[0] == 1
+    assert len(rows) == 1, rows
+    assert rows[0][:3] == ("api", 1, "batch[1].timestamp") and "outside the accepted range" in rows[0][3]

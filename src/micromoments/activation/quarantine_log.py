@@ -4,7 +4,10 @@ The collector answers a mixed batch with 200 and the index and reason of each ba
 events must not be lost either, so they go, with their reason, to `quarantine.jsonl` next to the
 write-ahead log (appended and flushed before the answer). `StoreLoader` takes the file on each
 round and inserts its rows into the store's `quarantine` table, as `micromoments ingest` would
-have quarantined them (source `api`, the item's index in its request as `line`).
+have quarantined them (source `api`, the item's index in its request as `line`). In a scale-out
+setup the `WalShipper` ships the file to the `<stream>:quarantine` stream and the loader worker
+keeps it in its own log. Each row is stamped `at` (unique per process, to the microsecond): with
+`line` and `raw` it keys the row, so a row shipped or loaded twice after a crash is stored once.
 
 >>> import tempfile
 >>> q = QuarantineLog(tempfile.mkdtemp(), fsync=False)
@@ -17,6 +20,7 @@ have quarantined them (source `api`, the item's index in its request as `line`).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 from pathlib import Path
@@ -41,14 +45,26 @@ class QuarantineLog:
         self.fsync = fsync
         self._lock = threading.Lock()
         self.appended = 0
+        self._last_at = dt.datetime.min
 
     def append(self, rows: list[dict[str, Any]]) -> None:
-        """Write rows {line, field, reason, raw} durably (flushed, fsync'd when `fsync`)."""
+        """Write rows {line, field, reason, raw[, at]} durably (flushed, fsync'd when `fsync`).
+
+        A row without `at` (UTC, naive ISO) is stamped now; rows that have one (shipped from a
+        collector) keep it, so the store loader can recognise a repeat.
+        """
         if not rows:
             return
-        data = b"".join(orjson.dumps({**r, "raw": str(r.get("raw") or "")[:MAX_RAW_CHARS]}) + b"\n"
-                        for r in rows)
         with self._lock:
+            stamped = []
+            for r in rows:
+                if not r.get("at"):
+                    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+                    self._last_at = max(now, self._last_at + dt.timedelta(microseconds=1))
+                    r = {**r, "at": self._last_at.isoformat(timespec="microseconds")}
+                stamped.append(r)
+            data = b"".join(orjson.dumps({**r, "raw": str(r.get("raw") or "")[:MAX_RAW_CHARS]}) + b"\n"
+                            for r in stamped)
             with open(self.path, "ab") as f:
                 f.write(data)
                 f.flush()

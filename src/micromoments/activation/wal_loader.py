@@ -230,12 +230,28 @@ class StoreLoader:
         if self.quarantine_log is None:
             return 0
         rows = self.quarantine_log.take()
-        if rows:
-            self.store.duck.executemany(
-                "INSERT INTO quarantine VALUES ('api', ?, ?, ?, ?, now()::TIMESTAMP)",
-                [[r.get("line"), r.get("field"), r.get("reason"), r.get("raw")] for r in rows])
+        if not rows:
+            return 0
+        # A row is keyed by its refusal time, index and text: one shipped or taken twice (a crash
+        # between storing and forgetting it) is inserted once; a client's retry has its own time.
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        fresh = {(r.get("at") or (now + dt.timedelta(microseconds=i)).isoformat(), r.get("line"), r.get("raw")): r
+                 for i, r in enumerate(rows)}  # rows written before `at` existed: now, one each
+        con = self.store.duck
+        con.execute("CREATE TEMP TABLE IF NOT EXISTS _mm_refused (line BIGINT, field VARCHAR, reason VARCHAR, "
+                    "raw VARCHAR, refused_at TIMESTAMP)")
+        try:
+            con.executemany("INSERT INTO _mm_refused VALUES (?, ?, ?, ?, ?)",
+                            [[line, r.get("field"), r.get("reason"), raw, at] for (at, line, raw), r in fresh.items()])
+            added = con.execute(
+                "INSERT INTO quarantine SELECT 'api', n.line, n.field, n.reason, n.raw, n.refused_at "
+                "FROM _mm_refused n WHERE NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.source = 'api' "
+                "AND q.quarantined_at = n.refused_at AND q.line IS NOT DISTINCT FROM n.line "
+                "AND q.raw IS NOT DISTINCT FROM n.raw)").fetchone()[0]
+        finally:
+            con.execute("DELETE FROM _mm_refused")
         self.quarantine_log.done()
-        return len(rows)
+        return int(added)
 
     def _ingest(self, path: Path) -> tuple[int, int, int]:
         con = self.store.duck

@@ -2,7 +2,8 @@
 
 A collector (`serve --role collector`) acknowledges an event once its WAL group is durable; the
 shipper then moves the group to the bus off the request path, and deletes a segment once all of
-it is on the stream (docs/deploy.md).
+it is on the stream (docs/deploy.md). Events the collector refused (its `QuarantineLog`) go to
+`<stream>:quarantine`, where the loader worker picks them up for the `quarantine` table.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 if TYPE_CHECKING:
     from micromoments.activation.bus import RedisStreamsBus
+    from micromoments.activation.quarantine_log import QuarantineLog
 
 log = logging.getLogger("micromoments.server")
 
@@ -48,9 +52,11 @@ class WalShipper:
     entry_bytes = 4 << 20  # stream entries are about this size at most
     coalesce_s = 0.005  # how long queued groups gather before one XADD ships them
 
-    def __init__(self, wal: Any, bus: RedisStreamsBus, *, interval_ms: int = 1000):
+    def __init__(self, wal: Any, bus: RedisStreamsBus, *, interval_ms: int = 1000,
+                 refused: QuarantineLog | None = None, refused_bus: RedisStreamsBus | None = None):
         self.wal = wal
         self.bus = bus
+        self.refused, self.refused_bus = refused, refused_bus  # the collector's quarantine log, its stream
         self.interval_s = interval_ms / 1000.0
         self._queue: collections.deque[bytes] = collections.deque()
         self._cond = threading.Condition()
@@ -129,7 +135,17 @@ class WalShipper:
             self.shipped += k
         for seg in closed:
             seg.unlink(missing_ok=True)
+        self._ship_refused()
         return n
+
+    def _ship_refused(self) -> None:
+        """Refused events onto their stream; forgotten here once Redis has them (a repeat is harmless)."""
+        if self.refused is None or self.refused_bus is None:
+            return
+        rows = self.refused.take()
+        if rows:
+            self.refused_bus.publish_blob(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+        self.refused.done()
 
     def pending(self) -> int:
         return len(self._queue) + len(self._backlog)

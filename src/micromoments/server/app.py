@@ -432,24 +432,26 @@ def _start_scale_out(app: FastAPI, api: Api, config: Config, role: str, wal_dir:
     parts = _ScaleOut()
     wal = _collector_wal(wal_dir, server)
     out_bus = RedisStreamsBus(url, stream=stream)
-    shipper = WalShipper(wal, out_bus, interval_ms=server.flush_interval_ms)
+    # Refused events go to `<stream>:quarantine`; the loader worker stores them (docs/security.md).
+    refused = QuarantineLog(wal_dir, fsync=server.fsync)
+    shipper = WalShipper(wal, out_bus, interval_ms=server.flush_interval_ms, refused=refused,
+                         refused_bus=RedisStreamsBus(url, stream=stream + ":quarantine"))
     if wal.recovered_segments:
         log.info("shipping %d WAL segment(s) left by the last run", len(wal.recovered_segments))
     shipper.start()
     app.state.wal, app.state.shipper, app.state.bus = wal, shipper, out_bus
-    # Refused events stay in <wal_dir>/quarantine.jsonl here (no store in this process): load them
-    # with `micromoments ingest` if needed (docs/security.md).
     api.collector = Collector(wal, None, max_event_bytes=api.event_limit,
                               max_future_hours=config.ingest.max_future_skew_hours,
                               dedupe_window=server.dedupe_window, min_time=config.ingest.min_time(),
-                              quarantine=QuarantineLog(wal_dir, fsync=server.fsync))
+                              quarantine=refused)
     app.state.collector = api.collector
     parts.closers += [wal.close, shipper.close]  # acknowledged groups reach the stream before we stop
     loader = None
     if role == "worker" and server.load_store:
         inbox = WriteAheadLog(Path(str(wal_dir) + "-inbox"), fsync=server.fsync)
+        inbox_refused = QuarantineLog(inbox.directory, fsync=server.fsync)
         loader = StoreLoader(inbox, store_path, config=config, interval_ms=server.flush_interval_ms, log_sink=sink,
-                             store=store)
+                             store=store, quarantine=inbox_refused)
         events_in = RedisStreamsBus(url, stream=stream, group="loader", consumer="loader", block_ms=200)
 
         def to_inbox(lines: list[bytes]) -> None:
@@ -459,9 +461,12 @@ def _start_scale_out(app: FastAPI, api: Api, config: Config, role: str, wal_dir:
         events_in.subscribe_blobs(to_inbox)
         logs_in = RedisStreamsBus(url, stream=stream + ":logs", group="loader", consumer="loader", block_ms=200)
         logs_in.subscribe(LogForwarder.receiver(sink))
+        refused_in = RedisStreamsBus(url, stream=stream + ":quarantine", group="loader", consumer="loader",
+                                     block_ms=200)
+        refused_in.subscribe_blobs(lambda lines: inbox_refused.append(_refused_rows(lines)))
         loader.start()
         app.state.loader = loader
-        parts.closers += [events_in.close, logs_in.close, inbox.close]
+        parts.closers += [events_in.close, logs_in.close, refused_in.close, inbox.close]
     if activator is not None and hasattr(activator, "decide"):
         activator.shared = RedisSharedState(url, prefix=stream + ":", ttl_hours=server.state_ttl_hours)
         if role == "worker" and hasattr(activator, "on_event"):
@@ -484,6 +489,20 @@ def _start_scale_out(app: FastAPI, api: Api, config: Config, role: str, wal_dir:
     if loader is not None:
         parts.closers.append(loader.close)
     return parts
+
+
+def _refused_rows(lines: list[bytes]) -> list[dict[str, Any]]:
+    """The quarantine rows shipped by collectors (a line that is not one is skipped, not retried forever)."""
+    rows = []
+    for line in lines:
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            log.warning("skipped a quarantine line from the bus that is not JSON")
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
 
 
 def _mount_pages(app: FastAPI, store_path: str) -> None:
