@@ -37,7 +37,7 @@ def _main(
     version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                  help="Print the version and exit."),
     engine: str | None = typer.Option(None, "--engine", help="duckdb or spark: the engine every command runs on "
-                                                            "(default: [store] engine in micromoments.toml)."),
+                                                            "(default: \\[store] engine in micromoments.toml)."),
 ) -> None:
     """Find, map, act on and measure the micro-moments in customer journeys."""
     from micromoments.config import set_engine_override

@@ -97,9 +97,10 @@ def open_configured(config: Any, db: str | Path | None = None, *, read_only: boo
     0
     """
     if config.store.engine == "spark":
-        from micromoments.store.lake import LakeStore
+        from micromoments.store.lake import LakeStore, prepare_lake
         from micromoments.store.spark_session import get_spark
 
+        prepare_lake(str(db) if db else config.store.lake, create=create and not read_only)
         return LakeStore(str(db) if db else config.store.lake, get_spark(config.spark), read_only=read_only,
                          create=create)
     if create:

@@ -47,6 +47,18 @@ def is_local(url: str) -> bool:
     return "://" not in url or url.startswith("file://")
 
 
+def prepare_lake(path: str, *, create: bool) -> None:
+    """Make a local lake's folder (`create`), or fail with the fix when a command that reads finds none
+    (checked before Spark starts, which takes seconds)."""
+    folder = str(path).rstrip("/").removeprefix("file://")
+    if is_local(str(path)) and not os.path.isdir(folder):
+        if not create:
+            raise StoreError("no lake at this path", where=str(path),
+                             hint="ingest events first (micromoments --engine spark ingest FILE), "
+                                  "or name the lake with --db or [store] lake in micromoments.toml")
+        os.makedirs(folder, exist_ok=True)
+
+
 class LakeStore:
     """The lake at `path` on the SparkSession `spark` (see the module docstring)."""
 
@@ -56,13 +68,7 @@ class LakeStore:
         self.path = str(path).rstrip("/")
         self.spark = spark
         self.read_only = read_only
-        folder = self.path.removeprefix("file://")
-        if is_local(self.path) and not os.path.isdir(folder):
-            if not create or read_only:
-                raise StoreError("no lake at this path", where=self.path,
-                                 hint="ingest events first (micromoments --engine spark ingest FILE), "
-                                      "or name the lake with --db or [store] lake in micromoments.toml")
-            os.makedirs(folder, exist_ok=True)
+        prepare_lake(self.path, create=create and not read_only)
         ibis_spark_fixes.apply()
         self.ibis = ibis.pyspark.connect(spark)
         self._present: set[str] = set(self._listed())
