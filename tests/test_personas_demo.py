@@ -57,7 +57,7 @@ def test_personas_recover_hidden_personas(demo):
     assert result.model.k_ == 5
     assert ari >= 0.6
     desc = result.descriptions
-    assert desc.persona.is_unique and desc.people.sum() == len(feats)
+    assert desc.persona.is_unique and desc.people.sum() + desc.anonymous.sum() == len(feats)
     assert desc.description.str.contains("%").all() and (desc.typical_path != "").all()
     assert store.count("personas") == len(feats) == store.count("person_features")
 
@@ -86,7 +86,7 @@ def test_rule_segment_and_report(demo, tmp_path):
     assert not set(seg.person_id) & set(buyers.person_id)
     name = result.descriptions.persona.iloc[0]
     members = segment_members(store, f"persona={name}")
-    assert len(members) == int(result.descriptions.people.iloc[0])
+    assert len(members) == int(result.descriptions.people.iloc[0] + result.descriptions.anonymous.iloc[0])  # ids
     from micromoments.report import build_report
 
     html = build_report(store, tmp_path / "r.html").read_text(encoding="utf-8")

@@ -53,3 +53,15 @@ def counts_as_person(events: Any, con: Any) -> pd.Series:
     per = con.execute(_known_per_id(events.filter(events.person_id.notnull())).order_by("person_id"))
     flags = per.set_index("person_id")._known.astype(bool)
     return flags if flags.any() else flags | True
+
+
+def anonymous_note(anonymous: int) -> str:
+    """What a people count leaves out, in plain words ("" when nothing is left out).
+
+    >>> anonymous_note(1837)[:60]
+    'People are customers who signed in at least once, all their '
+    """
+    if not anonymous:
+        return ""
+    return (f"People are customers who signed in at least once, all their devices linked; {anonymous:,} more "
+            "anonymous ids were active but never signed in, so they are not linked to anyone yet.")

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from micromoments.journey.people import counts_as_person
 from micromoments.journey.pipeline import Journey
 from micromoments.personas.clustering import PersonaModel
 from micromoments.personas.clv import add_clv
@@ -33,8 +34,14 @@ class PersonaBuild:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
-        return (f"{len(self.features):,} people in {self.model.k_} personas "
-                f"(fitted on {self.model.fitted_on_:,} people with enough sessions)")
+        """People (signed in, as every headline counts them: `journey.people`) and the anonymous ids
+        not linked to anyone yet, in how many personas."""
+        d = self.descriptions
+        people = int(d.people.sum()) if "people" in d else len(self.features)
+        anonymous = int(d.anonymous.sum()) if "anonymous" in d else 0
+        extra = f" and {anonymous:,} anonymous ids not linked to anyone yet" if anonymous else ""
+        return (f"{people:,} people{extra} in {self.model.k_} personas "
+                f"(fitted on {self.model.fitted_on_:,} ids with enough sessions)")
 
 
 def model_path_for(store: Any, config: Any | None = None) -> Path:
@@ -160,7 +167,8 @@ def build_personas(store: Any, config: Any | None = None, *, stores_path: str | 
     feats["distance"] = dist[np.arange(len(feats)), feats.persona_id.to_numpy()]
     seconds["assign"] = time.perf_counter() - t_fit
     t2 = time.perf_counter()
-    desc = describe_personas(feats.drop(columns=["distance"]))
+    events = store.table("events")
+    desc = describe_personas(feats.drop(columns=["distance"]), is_person=counts_as_person(events, store.ibis))
     names = dict(zip(desc.persona_id, desc.persona))
     feats["persona"] = feats.persona_id.map(names)
     version = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")

@@ -112,14 +112,24 @@ def _name_and_traits(means: pd.Series, z: pd.Series) -> tuple[str, list[str], di
 
 
 def describe_personas(features: pd.DataFrame, *, label: str = "persona_id",
-                      paths: dict[int, str] | None = None) -> pd.DataFrame:
-    """One row per persona: `persona_id, persona, description, people, share, mean_clv, mean_revenue,
-    typical_path, traits` (JSON of the distinguishing values). `features` carries `label`."""
+                      paths: dict[int, str] | None = None, is_person: pd.Series | None = None) -> pd.DataFrame:
+    """One row per persona: `persona_id, persona, description, people, anonymous, share, mean_clv,
+    mean_revenue, typical_path, traits` (JSON of the distinguishing values). `features` carries `label`.
+
+    `is_person` (person_id -> bool, `journey.people.counts_as_person`): `people` counts the ids that
+    signed in, `anonymous` the ids not linked to anyone yet, `share` is of all people. Without it
+    every id is a person.
+    """
     numeric = features.select_dtypes("number").drop(columns=[label], errors="ignore")
     pop_mean, pop_sd = numeric.mean(), numeric.std(ddof=0)
     rows = []
-    n_all = len(features)
+    if is_person is None or "person_id" not in features:
+        person = pd.Series(True, index=features.index)
+    else:  # an id missing from the events (none should be) counts as a person, as without the flags
+        person = ~features.person_id.isin(is_person.index[~is_person])
+    n_all = int(person.sum())
     for pid, group in features.groupby(label, sort=True):
+        people = int(person[group.index].sum())
         means = group[numeric.columns].mean()
         z = _lift(means, pop_mean, pop_sd)
         name, traits, shown = _name_and_traits(means, z)
@@ -129,7 +139,7 @@ def describe_personas(features: pd.DataFrame, *, label: str = "persona_id",
                 traits.append(f"{_pct(top_area.iloc[0])} {top_area.index[0]}")
         rows.append({
             label: int(pid), "persona": name, "description": ", ".join(traits),
-            "people": int(len(group)), "share": len(group) / n_all if n_all else 0.0,
+            "people": people, "anonymous": int(len(group)) - people, "share": people / n_all if n_all else 0.0,
             "mean_clv": float(group["clv"].mean()) if "clv" in group else float("nan"),
             "mean_revenue": float(group["revenue"].mean()) if "revenue" in group else float("nan"),
             "typical_path": (paths or {}).get(int(pid), ""),

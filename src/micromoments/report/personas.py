@@ -9,6 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pandas as pd
+
+from micromoments.journey.people import anonymous_note
 from micromoments.report import charts
 from micromoments.report.sections import Section, figure_html, section_provider
 
@@ -41,7 +44,11 @@ def persona_sections(store: Any, config: Any | None = None, funnel_window: dt.ti
     overview = Section("personas", "Personas", intro=(
         "People grouped by how they behave: their mix of micro-moments, channels, devices, active hours and days, "
         "searches, spending and where they live. Names come from what sets each group apart."))
+    # People as every headline counts them (journey.people); older tables have no `anonymous`.
+    anonymous = desc.anonymous.fillna(0).astype(int) if "anonymous" in desc else pd.Series(0, index=desc.index)
     overview.kpis = [(r.persona, f"{r.people:,} people · {charts.pct(r.share)}") for r in desc.itertuples()]
+    if anonymous.sum():
+        overview.notes = [anonymous_note(int(anonymous.sum()))]
     out = [overview]
     s = j.sessionized
     counts = con.execute(s.filter(s.event.notnull()).group_by("event").aggregate(n=lambda t: t.count()))
@@ -52,11 +59,12 @@ def persona_sections(store: Any, config: Any | None = None, funnel_window: dt.ti
         if fun.breakdown.nunique() > 1:
             fig, notes = charts.breakdown_chart(fun, "persona", top=12)
             overview.figure = "<h3>Funnel by persona</h3>" + figure_html(fig, "chart-funnel-persona")
-            overview.notes = notes
+            overview.notes += notes
 
     for r in desc.itertuples():
         sec = Section(f"persona-{int(r.persona_id)}", r.persona, intro=str(r.description))
-        sec.kpis = [("people", f"{r.people:,}"), ("share", charts.pct(r.share)),
+        sec.kpis = [("people", f"{r.people:,}"), *([("anonymous ids not linked", f"{int(anonymous[r.Index]):,}")]
+                                                    if anonymous[r.Index] else []), ("share", charts.pct(r.share)),
                     ("mean lifetime value", f"{r.mean_clv:,.0f}"), ("mean revenue so far", f"{r.mean_revenue:,.0f}")]
         if r.typical_path:
             sec.notes = [f"Typical path: <b>{r.typical_path}</b>"]

@@ -29,6 +29,7 @@ import ibis
 import pandas as pd
 
 from micromoments.journey.maps import ARROW
+from micromoments.journey.people import counts_as_person
 from micromoments.journey.pipeline import Journey
 from micromoments.report.data import ReportData, collect_with_journey
 
@@ -261,9 +262,9 @@ class AnalyticsCache:
             counts = con.execute(s.filter(s.event.notnull()).group_by("event").aggregate(n=lambda t: t.count()))
             counts = counts.set_index("event").n.sort_values(ascending=False)
         if not sessions.empty and report.kpis.get("anonymous"):
-            # Who signed in at least once: the headline "people" counts only them (report.data.people_counts).
-            known = db.query("SELECT DISTINCT person_id FROM events WHERE user_id IS NOT NULL").person_id
-            sessions["known"] = sessions.person_id.isin(known)
+            # Who signed in at least once: the headline "people" counts only them (journey.people).
+            is_person = counts_as_person(db.table("events"), db.ibis)
+            sessions["known"] = ~sessions.person_id.isin(is_person.index[~is_person])
         else:
             sessions["known"] = True
         for frame in (sessions, episodes):

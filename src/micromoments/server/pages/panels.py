@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from micromoments.errors import MicromomentsError
 from micromoments.frames import records
 from micromoments.journey.conversion import explanation, window_text
+from micromoments.journey.people import anonymous_note, counts_as_person
 from micromoments.report import charts
 from micromoments.report.markup import plot_text
 from micromoments.server.pages import views
@@ -50,8 +51,14 @@ def personas(snap: Snapshot) -> dict[str, Any]:
             cards = [{"persona": p, "people": int(n), "share": n / len(pmap)} for p, n in counts.items()]
         ep = snap.episodes
         paths = snap.person_paths
+        # People as every headline counts them (journey.people), whatever the descriptions table says.
+        flags = _is_person(snap)
+        is_person = pd.Series(~pmap.index.isin(flags.index[~flags]), index=pmap.index)
         for c in cards:
             who = pmap[pmap == str(c["persona"])].index
+            c["people"] = int(is_person[who].sum())
+            c["anonymous"] = int(len(who)) - c["people"]
+            c["share"] = c["people"] / max(int(is_person.sum()), 1)
             mine = ep[ep.person_id.isin(who)] if not ep.empty else ep
             c["moments"] = int(len(mine))
             c["same_session_rate"] = float(mine.converted_session.mean()) if len(mine) else None
@@ -63,13 +70,20 @@ def personas(snap: Snapshot) -> dict[str, Any]:
             except (TypeError, ValueError):
                 c["trait_list"] = []
         days = snap.report.conversion_window_days
-        out: dict[str, Any] = {"cards": cards, "people": int(len(pmap)), "window": window_text(days),
+        anonymous = int((~is_person).sum())
+        out: dict[str, Any] = {"cards": cards, "people": int(is_person.sum()), "anonymous": anonymous,
+                               "people_note": anonymous_note(anonymous), "window": window_text(days),
                                "explanation": explanation(days)}
         if not ep.empty:
             out["mix"] = views.chart(snap, "persona-mix", lambda: _persona_mix_chart(ep, pmap))
         return out
 
     return snap.remember(("personas",), build)
+
+
+def _is_person(snap: Snapshot) -> pd.Series:
+    """person_id -> counts as a person (`journey.people.counts_as_person`), once per snapshot."""
+    return snap.remember(("is_person",), lambda: counts_as_person(snap.db.table("events"), snap))
 
 
 def _persona_mix_chart(ep: pd.DataFrame, pmap: pd.Series) -> tuple[go.Figure, list[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from micromoments.journey.people import anonymous_note
 from micromoments.report import charts
 from micromoments.report.markup import plot_text
 
@@ -59,11 +60,7 @@ def daily_chart(ep: pd.DataFrame, ses: pd.DataFrame) -> go.Figure:
 
 def people_note(cur: dict[str, float | None]) -> str:
     """What the people KPI counts, in plain words."""
-    anonymous = int(cur.get("anonymous") or 0)
-    if not anonymous:
-        return ""
-    return (f"People are customers who signed in at least once, all their devices linked; {anonymous:,} more "
-            "anonymous ids were active but never signed in, so they are not linked to anyone yet.")
+    return anonymous_note(int(cur.get("anonymous") or 0))
 
 
 def moment_mix_frame(ep: pd.DataFrame) -> pd.DataFrame:
