@@ -191,16 +191,26 @@ class BetaGeoModel:
         """E[purchases in (T, T + t] | x, t_x, T] (FHL 2005, eq. 10)."""
         r, alpha, a, b = self._p()
         x, t_x, TT = _arrays(frequency, recency, T)
+        if abs(a - 1) < 1e-6:
+            # At a = 1 the formula is 0/0 (a removable singularity; the fit can stop there when nobody
+            # seems to drop out): the mean of the two sides, 1e-6 away, is the limit to ~1e-10.
+            return 0.5 * (self._expected(t, r, alpha, 1 - 1e-6, b, x, TT)
+                          + self._expected(t, r, alpha, 1 + 1e-6, b, x, TT)) * self.p_alive(x, t_x, TT)
+        return self._expected(t, r, alpha, a, b, x, TT) * self.p_alive(x, t_x, TT)
+
+    @staticmethod
+    def _expected(t: float, r: float, alpha: float, a: float, b: float, x: np.ndarray, TT: np.ndarray) -> np.ndarray:
+        """FHL 2005 eq. 10 without the P(alive) factor."""
         z = t / (alpha + TT + t)
         hyp = special.hyp2f1(r + x, b + x, a + b + x - 1, z)
-        first = (a + b + x - 1) / (a - 1) * (1 - ((alpha + TT) / (alpha + TT + t)) ** (r + x) * hyp)
-        return first * self.p_alive(x, t_x, TT)
+        return (a + b + x - 1) / (a - 1) * (1 - ((alpha + TT) / (alpha + TT + t)) ** (r + x) * hyp)
 
     def expected_purchases_new(self, t: float) -> float:
         """E[purchases in (0, t]] for a customer just acquired (FHL 2005, eq. 9)."""
         r, alpha, a, b = self._p()
-        z = t / (alpha + t)
-        return float((a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * special.hyp2f1(r, b, a + b - 1, z)))
+        zero = np.zeros(1)
+        sides = (1 - 1e-6, 1 + 1e-6) if abs(a - 1) < 1e-6 else (a,)  # a = 1: the limit (see above)
+        return float(np.mean([self._expected(t, r, alpha, s, b, zero, zero)[0] for s in sides]))
 
 
 @dataclass
