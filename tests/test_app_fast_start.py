@@ -46,3 +46,6 @@ def test_pages_without_analytics_do_not_wait(tmp_path, monkeypatch) -> None:
         assert cache._snap is None  # nothing above waited for the analytics
     finally:
         release.set()
+        # Let the warm-up thread finish: a DuckDB query still running at interpreter exit aborts it.
+        if cache._warming is not None:
+            cache._warming.join(120)
