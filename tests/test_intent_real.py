@@ -121,6 +121,15 @@ def test_landing_url_naming_the_brand_counts_for_go_site() -> None:
     assert howto.moment == "do" and shop.moment == "buy"
 
 
+
+def test_a_product_page_counts_for_buy_unless_the_query_asks_how_or_what() -> None:
+    page = "https://shop.example/products/grass-seed-1kg"
+    assert classify("1kg grass seed").moment != "buy"  # the query alone reads as something else
+    assert classify("1kg grass seed", url=page).moment == "buy"
+    # Search research reports these as content gaps, so the page must not overrule the query.
+    assert classify("how to sow grass seed", url=page).moment == "do"
+    assert classify("grass seed price", url=page).moment == "know"
+
 # -- weak supervision ------------------------------------------------------------------------------
 
 def test_domain_match() -> None:

@@ -203,6 +203,18 @@ def lf_url_shop(x: Example) -> str | None:
                                                    or "/checkout" in path) else None
 
 
+_PRODUCT_PAGE = re.compile(r"/(?:p|product|products|item|items|dp|sku)/")
+
+
+def lf_url_product_page(x: Example) -> str | None:
+    """A product page on any site is evidence for buy, unless the query asks how, what or what it costs
+    (then the page is the wrong answer, which Search research reports as a content gap)."""
+    if not x.url or _QUESTION_START.search(x.text) or any(
+            _has(f, x.text) for f in ("howto", "fact", "price", "question")):
+        return None
+    return "buy" if _PRODUCT_PAGE.search(url_host_label(x.url)[2]) else None
+
+
 def lf_url_local(x: Example) -> str | None:
     if not x.url:
         return None
@@ -232,7 +244,8 @@ QUERY_LFS: tuple[LF, ...] = (
     lf_price_research, lf_fact, lf_site_name, lf_site, lf_digits, lf_long,
 )
 URL_LFS: tuple[LF, ...] = (
-    lf_url_domain_match, lf_url_reference, lf_url_howto, lf_url_shop, lf_url_local, lf_url_media, lf_title,
+    lf_url_domain_match, lf_url_reference, lf_url_howto, lf_url_shop, lf_url_product_page, lf_url_local,
+    lf_url_media, lf_title,
 )
 LFS: tuple[LF, ...] = QUERY_LFS + URL_LFS
 
