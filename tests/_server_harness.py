@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import signal
 import socket
@@ -10,7 +11,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -120,3 +123,43 @@ def send_until_stopped(url: str, key: dict[str, str], acked: list[str], stop_at:
                 continue
             if resp.status_code == 200:
                 acked.extend(ids)
+
+
+# Debian's Chromium for the browser tests, started as a root CI machine needs it (no downloads).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@contextlib.contextmanager
+def pages_served(app: Any, timeout: float = 240.0) -> Iterator[str]:
+    """Serve `app` (with the /app pages mounted) on a loopback port in a thread, once its first
+    analytics are computed; yields the base URL and stops the server afterwards."""
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    cache = app.state.pages_cache
+    deadline = time.time() + timeout
+    while (cache._snap is None or not srv.started) and time.time() < deadline:
+        assert cache.last_error is None, cache.last_error
+        time.sleep(0.2)
+    assert cache._snap is not None, "the analytics were not ready in time"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=20)
+
+
+@contextlib.contextmanager
+def chromium_browser() -> Iterator[Any]:
+    """A headless Debian Chromium driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -4,20 +4,16 @@ builder against the API, the playbook switch, and the redirect of anonymous visi
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import os
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from _server_harness import CHROMIUM, chromium_browser, pages_served
+
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 # Screenshots go to a temporary folder; `MICROMOMENTS_SCREENSHOTS=docs/img pytest ...` refreshes the README's.
 IMG = Path(os.environ.get("MICROMOMENTS_SCREENSHOTS") or tempfile.mkdtemp(prefix="mm-shots-"))
 # page -> how many Plotly charts it draws with the demo data
@@ -25,18 +21,11 @@ PAGES = {"/app": 2, "/app/live": 1, "/app/journey": 5, "/app/questions": 2, "/ap
          "/app/playbooks": 0, "/app/experiments": 1}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api")
-    import uvicorn
 
     from micromoments.config import Config
     from micromoments.demo import generate
@@ -79,29 +68,14 @@ def server(tmp_path_factory):
         sink = LogSink()
         activator = Activator(cfg, log_sink=sink)
         app = create_app(cfg, db_path=db, data_dir=out, activator=activator, log_sink=sink)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    cache = app.state.pages_cache
-    deadline = time.time() + 180
-    while (cache._snap is None or not srv.started) and time.time() < deadline:
-        assert cache.last_error is None, cache.last_error
-        time.sleep(0.2)
-    assert cache._snap is not None, "the analytics were not ready in time"
-    yield f"http://127.0.0.1:{port}", app
-    srv.should_exit = True
-    thread.join(timeout=20)
+    with pages_served(app) as base:
+        yield base, app
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium_browser() as b:
         yield b
-        b.close()
 
 
 def _watch(page, base: str) -> list[str]:

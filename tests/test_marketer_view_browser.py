@@ -12,20 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import socket
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
+from _server_harness import CHROMIUM, chromium_browser, pages_served
+
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
               pytest.mark.filterwarnings("ignore:The .future.infer_string. option")]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 IMG = Path(os.environ.get("MICROMOMENTS_SCREENSHOTS") or tempfile.mkdtemp(prefix="mm-shots-"))
 MOMENTS = {"know": "I want to know", "go": "I want to go", "do": "I want to do", "buy": "I want to buy"}
 PAGES = ("/app", "/app?period=14d", "/app/live", "/app/journey", "/app/questions", "/app/search", "/app/personas",
@@ -43,18 +39,11 @@ LABELS_JS = """() => { const arr = v => Array.isArray(v) ? v : [];  // numbers m
   return out; })); }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api")
-    import uvicorn
     from fastapi import FastAPI
 
     from micromoments.config import Config
@@ -96,29 +85,14 @@ def demo(tmp_path_factory):
 
     app = FastAPI()
     cache = mount_pages(app, store_path=str(db), config=cfg)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 240
-    while (cache._snap is None or not srv.started) and time.time() < deadline:
-        assert cache.last_error is None, cache.last_error
-        time.sleep(0.2)
-    assert cache._snap is not None, "the analytics were not ready in time"
-    yield dict(base=f"http://127.0.0.1:{port}", report=report, followed=followed, partial=partial, db=db,
-               cache=cache)
-    srv.should_exit = True
-    thread.join(timeout=20)
+    with pages_served(app) as base:
+        yield dict(base=base, report=report, followed=followed, partial=partial, db=db, cache=cache)
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with chromium_browser() as b:
         yield b
-        b.close()
 
 
 def _watch(page, allowed: tuple[str, ...]) -> list[str]:

@@ -9,22 +9,18 @@ found in the DOM even where the Content-Security-Policy stops its script from ru
 
 from __future__ import annotations
 
-import shutil
-import threading
-import time
 import urllib.parse
 from pathlib import Path
 
 import orjson
 import pytest
+
+from _server_harness import CHROMIUM, chromium_browser, pages_served
 import yaml
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
               pytest.mark.filterwarnings("ignore:The .future.infer_string. option")]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 RTL_MIX = ("\u202e\u200b\u2067\u200d\u2066\u200f" * 40) + "مرحبا بالعالم" + "\u202c" * 30
 HOSTILE = [
@@ -88,7 +84,6 @@ def server(tmp_path_factory):
     pytest.importorskip("playwright.sync_api")
     import datetime as dt
 
-    import uvicorn
 
     from micromoments.activation import engine
     from micromoments.config import Config
@@ -99,7 +94,6 @@ def server(tmp_path_factory):
     from micromoments.server.pages import hash_password
     from micromoments.store import Store
     from micromoments.store.ingest import ingest_file
-    from test_app_browser import _free_port
 
     out = tmp_path_factory.mktemp("hostile")
     cfg = Config()
@@ -127,29 +121,14 @@ def server(tmp_path_factory):
     sink = LogSink()
     activator = Activator(cfg, log_sink=sink)
     app = create_app(cfg, db_path=db, data_dir=out, activator=activator, log_sink=sink)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    cache = app.state.pages_cache
-    deadline = time.time() + 180
-    while (cache._snap is None or not srv.started) and time.time() < deadline:
-        assert cache.last_error is None, cache.last_error
-        time.sleep(0.2)
-    assert cache._snap is not None, "the analytics were not ready in time"
-    yield f"http://127.0.0.1:{port}", report
-    srv.should_exit = True
-    thread.join(timeout=20)
+    with pages_served(app) as base:
+        yield base, report
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium_browser() as b:
         yield b
-        b.close()
 
 
 INJECTED = """() => {
