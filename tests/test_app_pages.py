@@ -7,6 +7,7 @@ import datetime as dt
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -24,10 +25,9 @@ PAGES = ("/app", "/app?period=all", "/app/live", "/app/journey", "/app/questions
          "/app/playbooks", "/app/experiments", "/app/journey/examples?path=buy")
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    path = tmp_path_factory.mktemp("app") / "s.duckdb"
-    make_store(path, people=240).close()
+def pages_client(path: Path) -> tuple[FastAPI, Any, TestClient]:
+    """The /app pages over the store at `path` (user ada, password lovelace), once their first
+    analytics are computed."""
     app = FastAPI()
     cache = mount_pages(app, store_path=str(path), admin_users={"ada": hash_password("lovelace")},
                         session_secret="test-secret")
@@ -36,7 +36,14 @@ def site(tmp_path_factory):
     while cache._snap is None and time.time() < deadline:
         assert cache.last_error is None, cache.last_error
         time.sleep(0.2)
-    return app, cache, client, path
+    return app, cache, client
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    path = tmp_path_factory.mktemp("app") / "s.duckdb"
+    make_store(path, people=240).close()
+    return (*pages_client(path), path)
 
 
 def login(client: TestClient, user: str = "ada", password: str = "lovelace", **headers: str):

@@ -5,16 +5,13 @@ personas step), the report's persona section and the app's personas page."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
-from fastapi import FastAPI
-from starlette.testclient import TestClient
 
 from micromoments.config import Config
 from micromoments.journey.people import anonymous_note, people_counts
 from micromoments.personas.build import build_personas
-from micromoments.server.pages import hash_password, mount_pages
+from test_app_pages import login, pages_client
 from test_report import make_store
 
 pytestmark = [pytest.mark.filterwarnings("ignore:The .future.infer_string. option"),
@@ -54,17 +51,8 @@ def test_report_and_app_persona_pages_count_people(built, tmp_path) -> None:
         assert f"{r.people:,} people · " in html, r.persona
     store.close()
 
-    app = FastAPI()
-    cache = mount_pages(app, store_path=str(path), admin_users={"ada": hash_password("lovelace")},
-                        session_secret="test-secret")
-    client = TestClient(app)
-    deadline = time.time() + 120
-    while cache._snap is None and time.time() < deadline:
-        assert cache.last_error is None, cache.last_error
-        time.sleep(0.2)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/app/login").text).group(1)
-    client.post("/app/login", data={"csrf_token": token, "username": "ada", "password": "lovelace",
-                                    "next": "/app"}, follow_redirects=False)
+    _, _, client = pages_client(path)
+    login(client)
     page = client.get("/app/personas").text
     assert "160 people and 80 anonymous ids not linked to anyone yet in 2 personas" in page
     shown = sorted(int(n.replace(",", "")) for n in re.findall(r'<div class="big">([\d,]+) <small', page))

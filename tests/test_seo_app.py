@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
-import time
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 from starlette.testclient import TestClient
 
-from micromoments.server.pages import hash_password, mount_pages
 from micromoments.store.search_load import load_search_files
+from test_app_pages import login, pages_client
 from test_report import make_store
 
 pytestmark = [pytest.mark.filterwarnings("ignore:The .future.infer_string. option"),
@@ -20,17 +17,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "search"
 
 
 def signed_in(path: Path) -> TestClient:
-    app = FastAPI()
-    cache = mount_pages(app, store_path=str(path), admin_users={"ada": hash_password("lovelace")},
-                        session_secret="test-secret")
-    client = TestClient(app)
-    deadline = time.time() + 120
-    while cache._snap is None and time.time() < deadline:
-        assert cache.last_error is None, cache.last_error
-        time.sleep(0.2)
-    page = client.get("/app/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    client.post("/app/login", data={"csrf_token": token, "username": "ada", "password": "lovelace"})
+    _, _, client = pages_client(path)
+    login(client)
     return client
 
 
