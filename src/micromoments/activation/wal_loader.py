@@ -189,6 +189,7 @@ class StoreLoader:
             result["quarantined"] += refused
             self.quarantined += refused
             result["log_rows"] = self._write_logs()
+            self._commit(result)
             self.rounds += 1
             self.last_round_seconds = time.perf_counter() - started
             self.last_round_at = time.time()
@@ -215,10 +216,7 @@ class StoreLoader:
         except Exception as exc:  # a row the SQL mapping chokes on must not block the log forever
             log.warning("loading %s failed (%s); loading it in halves to isolate the bad rows", path.name, exc)
             counts = self._ingest_bisect(path.read_bytes().splitlines(keepends=True))
-        for seg in segments:
-            seg.unlink()
-        if path.name == _SHIP_NAME:
-            path.unlink()
+        self._release(segments, path)
         self.loaded += counts[0]
         self.duplicates += counts[1]
         self.quarantined += counts[2]
@@ -250,8 +248,23 @@ class StoreLoader:
                 "AND q.raw IS NOT DISTINCT FROM n.raw)").fetchone()[0]
         finally:
             con.execute("DELETE FROM _mm_refused")
-        self.quarantine_log.done()
+        self._release_refused()
         return int(added)
+
+    # Hooks of a loader whose store commits later than DuckDB's statements (the lake's `LakeLoader`).
+    def _release(self, segments: list[Path], path: Path) -> None:
+        """The segments' events are stored: delete them (and the file that joined them)."""
+        for seg in segments:
+            seg.unlink()
+        if path.name == _SHIP_NAME:
+            path.unlink()
+
+    def _release_refused(self) -> None:
+        """The refused rows taken from the quarantine log are stored: forget them."""
+        self.quarantine_log.done()
+
+    def _commit(self, result: dict[str, int]) -> None:
+        """End of a round: nothing to do, every DuckDB statement above committed on its own."""
 
     def _ingest(self, path: Path) -> tuple[int, int, int]:
         con = self.store.duck

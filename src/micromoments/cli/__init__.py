@@ -11,7 +11,7 @@ from micromoments.cli._app import app
 from micromoments.cli import ingest as _ingest  # noqa: E402,F401
 
 for _name in ("demo", "demo_data", "intent", "journey", "playbooks", "serve", "personas", "predict", "measure", "users",
-              "seo"):
+              "seo", "lake"):
     try:
         __import__(f"micromoments.cli.{_name}")
     except ModuleNotFoundError as _exc:  # a capability not built yet

@@ -89,6 +89,8 @@ def serve(
     worker_index: Optional[int] = typer.Option(None, "--worker-index", help="This worker's person partition."),
     worker_count: Optional[int] = typer.Option(None, "--worker-count", help="How many workers split the people."),
     no_loader: bool = typer.Option(False, "--no-loader", help="Worker: do not own the store (another worker does)."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="duckdb or spark: where the loader writes (default: "
+                                         "\\[store] engine); spark appends Parquet to the lake (--db or \\[store] lake)."),
     log_level: str = typer.Option("warning", help="uvicorn log level."),
     db: Optional[Path] = DB_OPTION,
     config_path: Optional[Path] = CONFIG_OPTION,
@@ -104,6 +106,10 @@ def serve(
     from micromoments.server.cors import Cors
     from micromoments.server.endpoints import FastPath
 
+    from micromoments.config import set_engine_override
+
+    if engine is not None:
+        set_engine_override(engine)
     cfg = load_config(config_path)
     server = cfg.server
     if role is not None:
@@ -141,8 +147,10 @@ def serve(
     sink = LogSink()
     activator = None if no_activator else build_activator(cfg, sink)
     # A collector reads profiles from the shared snapshots; only workers (and `all`) hold them.
-    with_persona = 0 if server.role == "collector" else preload_personas(activator, Path(db or cfg.store.path))
-    learned = 0 if server.role == "collector" else warm_start_bandit(activator, Path(db or cfg.store.path))
+    # Both read the DuckDB store; on Spark the lake has no personas table the live profiles could use yet.
+    duck = server.role != "collector" and cfg.store.engine != "spark"
+    with_persona = preload_personas(activator, Path(db or cfg.store.path)) if duck else 0
+    learned = warm_start_bandit(activator, Path(db or cfg.store.path)) if duck else 0
     application = create_app(cfg, db_path=db, data_dir=data_dir, activator=activator, log_sink=sink, dev=dev)
     host = host or server.host
     port = port or server.port

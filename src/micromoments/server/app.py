@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from micromoments.activation.bus import EventBus, make_bus
 from micromoments.activation.quarantine_log import QuarantineLog
 from micromoments.activation.wal import WriteAheadLog
+from micromoments.activation.lake_loader import make_loader
 from micromoments.activation.wal_loader import LogSink, StoreLoader
 from micromoments.config import Config
 from micromoments.errors import ConfigError
@@ -97,7 +98,7 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
     if role != "all" and not server.bus.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"role {role!r} needs a shared bus", where="[server] bus",
                           hint='set bus = "redis://host:6379/0" (every process of the setup uses the same one)')
-    store_path = str(db_path or config.store.path)
+    store_path = str(db_path or (config.store.lake if config.store.engine == "spark" else config.store.path))
     wal_dir = Path(data_dir) / "wal" if data_dir is not None else Path(server.wal_dir)
     admin = AdminTokens(server.admin_tokens)
     api = Api(write_keys=WriteKeys(server.write_keys), limiter=RateLimiter(server.rate_limit_per_second),
@@ -121,7 +122,7 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
         wal = collector_wal(wal_dir, server)
         refused = QuarantineLog(wal_dir, fsync=server.fsync)
         the_bus = bus if bus is not None else make_bus(server.bus)
-        loader = StoreLoader(wal, store_path, config=config, interval_ms=server.flush_interval_ms, log_sink=sink,
+        loader = make_loader(wal, store_path, config=config, interval_ms=server.flush_interval_ms, log_sink=sink,
                              store=opened.pop() if opened else None, quarantine=refused)
         if wal.recovered_segments:
             log.info("loading %d WAL segment(s) left by the last run", len(wal.recovered_segments))
@@ -338,7 +339,8 @@ def create_app(config: Config, *, db_path: str | Path | None = None, data_dir: s
     complete_openapi(app)
     # Create the store's tables now, before the pages (or anything else) open the same file.
     # Only the process that owns the store opens it (DuckDB has one writer): `all`, or the loader worker.
-    owns_store = role == "all" or (role == "worker" and server.load_store)
+    # With engine = "spark" the loader appends to the lake and the pages (DuckDB only) are not mounted.
+    owns_store = (role == "all" or (role == "worker" and server.load_store)) and config.store.engine != "spark"
     opened = [Store(store_path)] if owns_store else []
     if owns_store:
         _mount_pages(app, store_path)

@@ -25,7 +25,8 @@ from micromoments.activation.bus import EventBus, RedisStreamsBus, WalShipper, p
 from micromoments.activation.live_events import canonical_event
 from micromoments.activation.quarantine_log import QuarantineLog
 from micromoments.activation.wal import WriteAheadLog
-from micromoments.activation.wal_loader import LogForwarder, LogSink, StoreLoader
+from micromoments.activation.lake_loader import make_loader
+from micromoments.activation.wal_loader import LogForwarder, LogSink
 from micromoments.config import Config, ServerConfig
 from micromoments.errors import InputError
 from micromoments.server.collector import Collector
@@ -140,7 +141,7 @@ def start_scale_out(app: FastAPI, api: Api, config: Config, role: str, wal_dir: 
     if role == "worker" and server.load_store:
         inbox = WriteAheadLog(Path(str(wal_dir) + "-inbox"), fsync=server.fsync)
         inbox_refused = QuarantineLog(inbox.directory, fsync=server.fsync)
-        loader = StoreLoader(inbox, store_path, config=config, interval_ms=server.flush_interval_ms, log_sink=sink,
+        loader = make_loader(inbox, store_path, config=config, interval_ms=server.flush_interval_ms, log_sink=sink,
                              store=store, quarantine=inbox_refused)
         events_in = RedisStreamsBus(url, stream=stream, group="loader", consumer="loader", block_ms=200)
 
