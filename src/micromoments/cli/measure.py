@@ -273,6 +273,7 @@ def ope_cmd(
                                                      " content_id, probability — each context summing to 1."),
     reward: str = typer.Option("conversion", help="conversion, click or revenue."),
     n_boot: int = typer.Option(1000, help="Bootstrap resamples."),
+    output: Optional[Path] = OUTPUT_OPTION,
     db: Optional[Path] = DB_OPTION, config_path: Optional[Path] = CONFIG_OPTION,
 ) -> None:
     """Off-policy evaluation: what a new content policy would have earned, from the logged decisions."""
@@ -286,4 +287,6 @@ def ope_cmd(
         raise InputError("no chosen decisions with a propensity in the store", where="decisions",
                          hint="run the live path (micromoments serve) so decisions are logged first")
     console.print(f"{len(logs):,} logged decisions; reward = {reward}")
-    _show(evaluate_policy(logs, pol, n_boot=n_boot), "policy value per decision", None)
+    # In a fixed order: the bootstrap resamples rows by position, and engines return rows in any order.
+    logs = logs.sort_values("decision_id", kind="stable").reset_index(drop=True)
+    _show(evaluate_policy(logs, pol, n_boot=n_boot), "policy value per decision", output)
