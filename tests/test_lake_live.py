@@ -226,6 +226,7 @@ def test_crash_after_the_commit_finishes_the_round_on_restart(tmp_path: Path, mo
     monkeypatch.setattr(loader, "_forget", crash)
     with pytest.raises(Crash):
         loader.flush()
+    loader.store.close()  # what the dying process releases
     wal.close()
     assert _lake_ids(tmp_path / "lake") == [f"m{i}" for i in range(6)]
     assert os.listdir(tmp_path / "lake" / "_journal")  # committed, not finished
@@ -250,6 +251,7 @@ def test_crash_before_the_commit_loads_the_segment_again(tmp_path: Path, monkeyp
     monkeypatch.setattr(loader.files, "commit", crash)
     with pytest.raises(Crash):
         loader.flush()
+    loader.store.close()  # what the dying process releases
     wal.close()
     hidden = [f for f in LakeFiles(str(tmp_path / "lake")).listing("") if os.path.basename(f).startswith(".")]
     assert hidden and _lake_ids(tmp_path / "lake") == []
@@ -274,7 +276,9 @@ def test_make_loader_follows_the_engine(tmp_path: Path) -> None:
     cfg.store.engine = "spark"
     lake = make_loader(wal, tmp_path / "lake", config=cfg, store=Store(":memory:"))
     assert isinstance(lake, LakeLoader) and lake.event_count() == 0
+    assert lake.interval_s == 60 and (wal.directory / "lake-scratch.duckdb").exists()  # rounds of a minute at most
     lake.close()
+    assert not (wal.directory / "lake-scratch.duckdb").exists()
     wal.close()
 
 
@@ -324,7 +328,7 @@ def test_serve_with_engine_spark_appends_to_the_lake(tmp_path: Path) -> None:
     cfg = Config()
     cfg.store.engine, cfg.store.lake = "spark", str(tmp_path / "lake")
     cfg.server.write_keys, cfg.server.admin_tokens = {"wk_test": "test"}, ["adm_test"]
-    cfg.server.flush_interval_ms = 100
+    cfg.server.flush_interval_ms, cfg.store.lake_round_seconds = 100, 0
     with ThreadServer(cfg, db_path=tmp_path / "lake", data_dir=tmp_path) as srv, \
             httpx.Client(base_url=srv.url, timeout=10) as client:
         batch = [{**orjson.loads(e), "timestamp": "2026-09-01T10:00:00Z"} for e in EVENTS]

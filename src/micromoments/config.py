@@ -37,6 +37,9 @@ class StoreConfig:
     engine: str = "duckdb"             # "duckdb" (one machine) or "spark" (local mode or a cluster: [spark])
     # engine = "spark": the events lake, a folder or URL (s3a://bucket/prefix) of Parquet partitioned by date
     lake: str = "micromoments-lake"
+    # engine = "spark": the live worker appends to the lake at most this often (fewer, bigger files;
+    # the events wait durably in the WAL meanwhile)
+    lake_round_seconds: float = 60.0
     backend: str = ""                  # the old name of `engine` ("duckdb" / "pyspark"), still read
 
     def __post_init__(self) -> None:
@@ -52,6 +55,9 @@ class StoreConfig:
         if self.engine not in ENGINES:
             raise ConfigError(f"unknown engine {self.engine!r}", where="[store] engine",
                               hint='use "duckdb" or "spark"')
+        if not self.lake_round_seconds >= 0:
+            raise ConfigError(f"lake_round_seconds must be 0 or more, not {self.lake_round_seconds!r}",
+                              where="[store] lake_round_seconds", hint="e.g. 60 (seconds)")
 
 
 @dataclass

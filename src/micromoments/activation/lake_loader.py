@@ -2,9 +2,10 @@
 
 `LakeLoader` is the `StoreLoader` of a lake (same `start` / `flush` / `close`, same counters for
 /admin/stats). Each round runs the segments through the very same `ingest_file` (mapping, quarantine,
-keying) into an in-memory scratch DuckDB seeded with the lake's id links, adds the refused events and
+keying) into a scratch DuckDB (a file in the WAL folder) seeded with the lake's id links, adds the refused events and
 the activation-log rows (decisions, exposures, outcomes, assignments) there, then appends the round
-to the lake as Parquet files - no Spark in the web server:
+to the lake as Parquet files - no Spark in the web server. Rounds run every `[server] flush_interval_ms`
+but at most every `[store] lake_round_seconds` (60 s: fewer, bigger files; the WAL holds the events):
 
 - `events/event_date=D/live-<round>-0.parquet`, one file per event date, the batch ingest's columns;
 - `quarantine/`, `identity_links/` (new links only) and each log table: `live-<round>.parquet`.
@@ -44,6 +45,7 @@ __all__ = ["LakeLoader", "make_loader"]
 
 PREFIX = "live-"  # of the loader's files and journals (a compaction has its own)
 NULL_DATE = "__HIVE_DEFAULT_PARTITION__"  # Spark's folder for a NULL partition value
+SCRATCH = "lake-scratch.duckdb"
 
 
 class LakeLoader(StoreLoader):
@@ -53,8 +55,13 @@ class LakeLoader(StoreLoader):
                  interval_ms: int = 1000, log_sink: LogSink | None = None, store: Any = None,
                  quarantine: QuarantineLog | None = None, seen_dates: int = 3):
         self.files = LakeFiles(str(lake))
+        # A scratch file next to the segments, not memory: the cached ids of busy days can be large.
+        scratch = wal.directory / SCRATCH
+        for leftover in (scratch, scratch.with_name(SCRATCH + ".wal")):
+            leftover.unlink(missing_ok=True)  # derived data: rebuilt from the lake at every start
         super().__init__(wal, str(lake), config=config, interval_ms=interval_ms, log_sink=log_sink,
-                         store=Store(":memory:"), quarantine=quarantine)
+                         store=Store(scratch), quarantine=quarantine)
+        self.interval_s = max(self.interval_s, self.config.store.lake_round_seconds)
         self.seen_dates = seen_dates
         self._taken: list[Path] = []
         self._joined: Path | None = None
@@ -73,6 +80,15 @@ class LakeLoader(StoreLoader):
             con.execute("INSERT INTO _known_links SELECT DISTINCT a, b FROM _lake_links")
             con.unregister("_lake_links")
         self._in_lake = self.files.rows("events")
+
+    def close(self) -> None:
+        """Stop the thread, append what is left, drop the scratch file."""
+        try:
+            super().close()
+        finally:
+            scratch = self.wal.directory / SCRATCH
+            for leftover in (scratch, scratch.with_name(SCRATCH + ".wal")):
+                leftover.unlink(missing_ok=True)
 
     def event_count(self) -> int:
         """Events in the lake (from the Parquet footers at start, plus what this loader appended)."""
