@@ -96,6 +96,12 @@ def test_real_test_split_floor() -> None:
         ("can you paint a fence in winter", "know", None),
         ("how long does it take to lay turf", "know", None),
         ("how to lay turf", "do", None),
+        ("safe mode windows 10", "do", None),            # rule 6: an instruction cue, no question word
+        ("wedding invitations", "do", None),
+        ("what is windows 11", "know", None),
+        ("sourdough recipe", "do", None),
+        ("denver", "know", None),                        # rule 1: a bare town is a place to learn about
+        ("plumber denver", "go", "local"),
         ("buy iphone 12", "buy", None),
         ("iphone 12 deals", "buy", None),
         ("gift card", "buy", None),

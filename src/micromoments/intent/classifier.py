@@ -248,6 +248,11 @@ class Classifier:
             kind = "go_local" if _VENUE.search(text) else "go_site"
             p = {**p, "go_local": 0.0, "go_site": 0.0, kind: scores["go"]}
             moment = "go"
+        if moment == "know" and "howto" in families and not families & {"question", "fact", "price"}:
+            # The guideline's rule 6: an instruction cue ('how to', 'recipe', 'windows 10 setup') with
+            # no question or fact word asks for instructions.
+            scores = {**scores, "do": scores["know"], "know": scores["do"]}
+            moment = "do"
         if moment in ("buy", "do") and "price" in families and not families & {"buy", "howto"}:
             # The guideline: a cost or price without a purchase or how-to cue is research ("bathroom remodel cost").
             moment = max(("know", "go"), key=scores.__getitem__)

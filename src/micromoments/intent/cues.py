@@ -278,6 +278,8 @@ def _find_cues(text: str) -> tuple[Cue, ...]:
             cues.append(Cue(prefix, "brand_prefix", "go_site"))
     for fam in FAMILIES:
         for m in fam.pattern.finditer(text):
+            if fam.name == "place" and m.group(0).strip() == text:
+                continue  # the guideline's rule 1: a bare town is a place to learn about, not to visit
             cues.append(Cue(m.group(0).strip(), fam.name, fam.moment))
     return tuple(cues)
 
