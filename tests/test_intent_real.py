@@ -101,6 +101,10 @@ def test_real_test_split_floor() -> None:
         ("what is windows 11", "know", None),
         ("sourdough recipe", "do", None),
         ("denver", "know", None),                        # rule 1: a bare town is a place to learn about
+        ("chicken pot pie", "do", None),                 # rule 6: a dish alone asks for the recipe...
+        ("vegetable soup calories", "know", None),       # ...with a fact word it is know
+        ("brandy melville", "go", "site"),               # rule 2: organisations.txt (not in the eval set)
+        ("general dynamics", "go", "site"),
         ("plumber denver", "go", "local"),
         ("buy iphone 12", "buy", None),
         ("iphone 12 deals", "buy", None),
@@ -130,8 +134,8 @@ def test_landing_url_naming_the_brand_counts_for_go_site() -> None:
 
 def test_a_product_page_counts_for_buy_unless_the_query_asks_how_or_what() -> None:
     page = "https://shop.example/products/grass-seed-1kg"
-    assert classify("1kg grass seed").moment != "buy"  # the query alone reads as something else
-    assert classify("1kg grass seed", url=page).moment == "buy"
+    assert classify("grass seed").moment != "buy"  # the query alone reads as something else
+    assert classify("grass seed", url=page).moment == "buy"
     # Search research reports these as content gaps, so the page must not overrule the query.
     assert classify("how to sow grass seed", url=page).moment == "do"
     assert classify("grass seed price", url=page).moment == "know"

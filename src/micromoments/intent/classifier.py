@@ -36,7 +36,7 @@ _BODY = re.compile(r"^(?!(?:what|who|how|why|when|where|is|are|does|do|can)\b)(?
 _HAS_WORD = re.compile(r"\w")
 CONTEXT_WEIGHT = 0.5        # landing-page title/URL logits count half as much as the query's own
 URL_RULE_BOOST = 4.0        # logit added to the class a landing-page rule points to (weak.URL_LFS)
-FAR_SIMILARITY = 0.22       # nearest-neighbour similarity under which a cue-less text is 'other'
+FAR_SIMILARITY = 0.20       # under this nearest-example similarity a cue-less text is `other` (<0.5% of real dev queries)
 CUSTOM_MIN_SIMILARITY = 0.35  # a custom moment needs at least this similarity to its examples
 OTHER_MIN_PROB = 0.6         # 'other' (chit-chat) needs this probability to win over a real moment...
 OTHER_MIN_PROB_QUESTION = 0.85  # ...and this much when the text is phrased as a question
@@ -248,9 +248,9 @@ class Classifier:
             kind = "go_local" if _VENUE.search(text) else "go_site"
             p = {**p, "go_local": 0.0, "go_site": 0.0, kind: scores["go"]}
             moment = "go"
-        if moment == "know" and "howto" in families and not families & {"question", "fact", "price"}:
-            # The guideline's rule 6: an instruction cue ('how to', 'recipe', 'windows 10 setup') with
-            # no question or fact word asks for instructions.
+        if moment == "know" and families & {"howto", "dish"} and not families & {"question", "fact", "price"}:
+            # The guideline's rule 6: an instruction cue ('how to', 'recipe', 'windows 10 setup') or a dish
+            # name with no question or fact word asks for instructions.
             scores = {**scores, "do": scores["know"], "know": scores["do"]}
             moment = "do"
         if moment in ("buy", "do") and "price" in families and not families & {"buy", "howto"}:

@@ -56,8 +56,12 @@ bbc itv hmrc dvla nhs
 # ~3,300 more brand and site names (simple-icons, CC0; top-sites, MIT): matched exactly, without
 # typo tolerance, since many are short.
 BRANDS_PATH = Path(__file__).parent / "data" / "brands.txt"
+# ~22,700 organisations (OpenStreetMap brands, universities, federal agencies, listed companies, teams),
+# without places or dictionary words: scripts/build_intent_names.py.
+ORGANISATIONS_PATH = Path(__file__).parent / "data" / "organisations.txt"
 BRAND_NAMES: frozenset[str] = frozenset(
-    line.strip() for line in BRANDS_PATH.read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")
+    line.strip() for path in (BRANDS_PATH, ORGANISATIONS_PATH)
+    for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and not line.startswith("#")
 )
 
 # Big towns of the English-speaking markets: "walmart austin" or "leeds greenhaven" is a store visit.
@@ -140,6 +144,17 @@ FAMILIES: tuple[CueFamily, ...] = (
         r"|(?:birthday|bridal|baby|graduation|retirement|anniversary|dinner|adult) (?:party|parties|showers?)"
         r"|\d+(?:st|nd|rd|th) birthday|(?:event|wedding|funeral|retirement|financial|estate|business|college|trip|"
         r"reunion|baby shower) planning|remodel(?:ing)?|stocking stuffer")),
+    # A dish ends with its kind ('horseradish sauce', 'mini tacos', 'chicken pot pie'): searchers want the
+    # recipe (the guideline's rule 6), unless a fact, price or place word says otherwise.
+    CueFamily("dish", "do", re.compile(
+        r"(?:^|(?<=\s))(?:\w+ )*(?:sauces?|soups?|stews?|salads?|breads?|cakes?|cupcakes?|cheesecakes?|cookies|"
+        r"pies?|muffins?|scones?|biscuits|tacos?|burritos?|enchiladas?|quesadillas?|fajitas?|nachos|casseroles?|"
+        r"chili|curry|curries|pasta|lasagna|risotto|paella|jambalaya|gumbo|chowder|bisque|pancakes?|waffles?|"
+        r"brownies?|blondies|fudge|pudding|custard|mousse|tarts?|cobbler|crumble|meatballs|meatloaf|burgers?|"
+        r"dumplings|dressing|marinade|glaze|frosting|icing|smoothies?|cocktails?|punch|lemonade|salsa|guacamole|"
+        r"hummus|pesto|gravy|fried rice|stir fry|omelet(?:te)?s?|quiche|frittata|granola|jerky|pickles|jam|"
+        r"brisket|pulled pork|ribs|wings|kebabs?|sliders|sandwich(?:es)?|wraps|rolls|buns|dip|scampi|"
+        r"alfredo|carbonara|parmesan|stroganoff|pot roast|roast chicken|baked ziti|mac and cheese)$")),
     _family("buy", "buy",
             r"buy", r"buying", r"purchase", r"order", r"shop", r"shopping", r"for sale", r"on sale", r"sale", r"sales",
             r"deals?", r"discounts?", r"coupons?", r"promo(?: code)?", r"voucher(?: codes?)?", r"money off(?: codes?)?",
@@ -288,7 +303,7 @@ def cue_features(texts: list[str]) -> np.ndarray:
     """One row per text: for each cue family, 1 if it fires (the first word counts double for questions).
 
     >>> cue_features(["how to paint a fence"]).shape
-    (1, 13)
+    (1, 14)
     """
     out = np.zeros((len(texts), len(FAMILY_NAMES) + 1), dtype=np.float32)
     col = {name: i for i, name in enumerate(FAMILY_NAMES)}
