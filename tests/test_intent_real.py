@@ -98,6 +98,9 @@ def test_real_test_split_floor() -> None:
         ("how to lay turf", "do", None),
         ("safe mode windows 10", "do", None),            # rule 6: an instruction cue, no question word
         ("wedding invitations", "do", None),
+        ("open heic file", "do", None),                  # rule 6: a task verb first
+        ("turn off autocorrect", "do", None),
+        ("download zoom", "buy", None),                  # ...but obtaining a resource stays buy
         ("what is windows 11", "know", None),
         ("sourdough recipe", "do", None),
         ("denver", "know", None),                        # rule 1: a bare town is a place to learn about

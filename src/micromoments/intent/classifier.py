@@ -33,6 +33,13 @@ _VENUE = re.compile(r"^(?!(?:what|who|how|why|when|where|is|are|does|do|can)\b)[
 _BODY = re.compile(r"^(?!(?:what|who|how|why|when|where|is|are|does|do|can)\b)(?:city of [\w .]+|[\w .]+ county "
                    r"(?:dss|schools|clerk|court|sheriff|jail|government)|[\w .]+ (?:middle|high|elementary) school|"
                    r"[\w .]+ (?:unemployment|dmv|bmv|dss|isd))$")
+# The guideline's rule 6: an instruction that opens with a task verb ('open eps file', 'run as
+# administrator', 'reheat pizza in oven') is a task to carry out.
+_IMPERATIVE = re.compile(
+    r"^(?:open|run|make|manage|update|create|find|shut down|turn (?:on|off)|round|reheat|install|uninstall|fix|"
+    r"repair|replace|remove|delete|add|change|reset|set up|setup|convert|print|clean|cook|bake|build|draw|write|"
+    r"calculate|connect|enable|disable|block|unblock|restore|recover|transfer|sync|save|share|cancel|measure|"
+    r"grow|plant|paint|cut|tie|knit|sew)\s+\S")
 _HAS_WORD = re.compile(r"\w")
 CONTEXT_WEIGHT = 0.5        # landing-page title/URL logits count half as much as the query's own
 URL_RULE_BOOST = 4.0        # logit added to the class a landing-page rule points to (weak.URL_LFS)
@@ -248,9 +255,10 @@ class Classifier:
             kind = "go_local" if _VENUE.search(text) else "go_site"
             p = {**p, "go_local": 0.0, "go_site": 0.0, kind: scores["go"]}
             moment = "go"
-        if moment == "know" and families & {"howto", "dish"} and not families & {"question", "fact", "price"}:
-            # The guideline's rule 6: an instruction cue ('how to', 'recipe', 'windows 10 setup') or a dish
-            # name with no question or fact word asks for instructions.
+        if moment == "know" and (families & {"howto", "dish"} or _IMPERATIVE.search(text)) \
+                and not families & {"question", "fact", "price"}:
+            # The guideline's rule 6: an instruction cue ('how to', 'recipe', 'windows 10 setup'), a task
+            # verb first or a dish name, with no question or fact word, asks for instructions.
             scores = {**scores, "do": scores["know"], "know": scores["do"]}
             moment = "do"
         if moment in ("buy", "do") and "price" in families and not families & {"buy", "howto"}:
