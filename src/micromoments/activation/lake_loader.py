@@ -18,9 +18,11 @@ Events the lake already holds are dropped by `message_id`: a client's resend is 
 partitions (event dates) of the round, whose ids are cached for the most recent `seen_dates` dates;
 `micromoments lake compact` drops any duplicate left (e.g. from a batch ingest of the same events).
 
-Identities: the events are keyed with every link known (the lake's plus the new ones), and new links
-are appended; the lake's `identities` table is recomputed by `micromoments lake compact` (or the next
-`ingest`), so an older event whose person changed through a new link gets it then.
+Identities: the events are keyed with every link known (the lake's plus the new ones), new links are
+appended, and the ids whose person changed (by the scratch's re-stitching over every link) are appended
+to `identities/live-<round>.parquet`; readers take the latest row per id (`store.lake.latest_identities`),
+so an older event gets its new person at once. `micromoments lake compact` folds the deltas back into
+one table recomputed on Spark.
 
 >>> # loader = LakeLoader(wal, "micromoments-lake", config=cfg); loader.flush()
 """
@@ -39,11 +41,13 @@ from micromoments.activation.wal import WriteAheadLog
 from micromoments.activation.wal_loader import LOG_TABLES, LogSink, StoreLoader
 from micromoments.config import Config
 from micromoments.store import Store
+from micromoments.store.identity import rebuild_identities
+from micromoments.store.lake import LIVE_PREFIX
 from micromoments.store.lake_files import LakeFiles
 
 __all__ = ["LakeLoader", "make_loader"]
 
-PREFIX = "live-"  # of the loader's files and journals (a compaction has its own)
+PREFIX = LIVE_PREFIX  # "live-": the loader's files and journals (a compaction has its own)
 NULL_DATE = "__HIVE_DEFAULT_PARTITION__"  # Spark's folder for a NULL partition value
 SCRATCH = "lake-scratch.duckdb"
 
@@ -79,6 +83,9 @@ class LakeLoader(StoreLoader):
             con.execute("INSERT INTO identity_links SELECT a, b, via FROM _lake_links")
             con.execute("INSERT INTO _known_links SELECT DISTINCT a, b FROM _lake_links")
             con.unregister("_lake_links")
+        # Who is who as the lake's readers see it (every writer of links also writes identities).
+        rebuild_identities(con)
+        con.execute("CREATE TABLE _known_ids AS SELECT id, id_type, person_id FROM identities")
         self._in_lake = self.files.rows("events")
 
     def close(self) -> None:
@@ -142,7 +149,10 @@ class LakeLoader(StoreLoader):
                 stage(f"events/event_date={day}/{round_id}-0.parquet", f"SELECT * FROM events WHERE {_on_date(day)}")
         new_links = "SELECT a, b, min(via) AS via FROM identity_links l WHERE NOT EXISTS (SELECT 1 FROM _known_links k " \
                     "WHERE k.a = l.a AND k.b = l.b) GROUP BY a, b"
+        changed = "SELECT id, id_type, person_id FROM identities i WHERE NOT EXISTS (SELECT 1 FROM _known_ids k " \
+                  "WHERE k.id = i.id AND k.id_type = i.id_type AND k.person_id = i.person_id)"
         for table, select in (("quarantine", "SELECT * FROM quarantine"), ("identity_links", new_links),
+                              ("identities", changed),
                               *((t, f'SELECT * FROM "{t}"') for t in LOG_TABLES)):
             if con.execute(f"SELECT count(*) FROM ({select})").fetchone()[0]:
                 stage(f"{table}/{round_id}.parquet", select)
@@ -156,6 +166,10 @@ class LakeLoader(StoreLoader):
         con.execute(f"INSERT INTO _seen SELECT coalesce(CAST(CAST(ts AS DATE) AS VARCHAR), '{NULL_DATE}'), message_id "
                     f"FROM events")
         con.execute(f"INSERT INTO _known_links SELECT a, b FROM ({new_links})")
+        con.execute(f"CREATE TEMP TABLE _changed AS {changed}")
+        con.execute("DELETE FROM _known_ids WHERE id IN (SELECT id FROM _changed)")
+        con.execute("INSERT INTO _known_ids SELECT * FROM _changed")
+        con.execute("DROP TABLE _changed")
         # Keep memory bounded: resends are of recent days (an older one reloads its date's ids).
         for day in sorted(self._cached)[:-self.seen_dates or None]:
             con.execute("DELETE FROM _seen WHERE event_date = ?", [day])

@@ -8,7 +8,8 @@ are plain Parquet folders. The lake is a local folder or any URL Spark reads (`s
 `LakeStore` offers what the batch commands use from the DuckDB `Store` - `ibis`, `table`,
 `has_table`, `count`, `path` - so the same Ibis analytics run on either engine. Each table is a
 temp view of the session; `events` is the stored events with `person_id` resolved through
-`identities` at read time (stitching rewrites the small `identities`, never the events).
+`identities` at read time (stitching rewrites the small `identities`, never the events; the live
+loader appends the ids whose person changed, and the latest row per id wins: `latest_identities`).
 A table the lake does not hold yet reads as empty with the schema's columns, as in a new DuckDB store.
 
 >>> # store = LakeStore("micromoments-lake", get_spark(load_config().spark)); store.count("events")
@@ -31,6 +32,7 @@ from micromoments.store.schema import EVENTS_COLUMNS, TABLES
 SPARK_TYPES = {"VARCHAR": "string", "DOUBLE": "double", "BIGINT": "bigint", "TIMESTAMP": "timestamp",
                "INTEGER": "int", "BOOLEAN": "boolean", "DATE": "date"}
 PARTITION_COLUMN = "event_date"
+LIVE_PREFIX = "live-"  # the live loader's files (activation/lake_loader.py)
 
 
 def spark_ddl(columns: dict[str, str]) -> str:
@@ -114,6 +116,8 @@ class LakeStore:
                 frame = self.spark.createDataFrame([], spark_ddl(TABLES[name]))
             else:
                 self._present.add(name)
+                if name == "identities":
+                    frame = latest_identities(frame)
             if name == "events":
                 frame = self._events_view(frame)
             frame.createOrReplaceTempView(name)
@@ -138,6 +142,7 @@ class LakeStore:
         ids = self._stored("identities")
         if ids is None:
             return events.select(*columns, *extra)
+        ids = latest_identities(ids)
         ids = ids.select(F.col("id").alias("_id"), F.col("person_id").alias("_pid"))
         joined = events.join(ids, F.coalesce(events.user_id, events.anonymous_id) == ids._id, "left")
         return joined.select(*[F.coalesce("_pid", "person_id").alias("person_id") if c == "person_id" else c
@@ -198,6 +203,23 @@ class LakeStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def latest_identities(ids: Any) -> Any:
+    """`identities` with one row per id: the live loader appends the ids whose person changed as
+    `live-<round>.parquet` files (their names sort by time); the latest of those wins over older ones
+    and over the table a compaction or ingest wrote (which deleted every delta it had folded in).
+    Without delta files the table is returned as it is (no extra job)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if not any(os.path.basename(f).startswith(LIVE_PREFIX) for f in ids.inputFiles()):
+        return ids
+    name = F.col("_metadata.file_name")
+    order = F.when(name.startswith(LIVE_PREFIX), name).otherwise(F.lit(""))
+    ranked = ids.select("*", order.alias("_order")).withColumn(
+        "_n", F.row_number().over(Window.partitionBy("id").orderBy(F.col("_order").desc())))
+    return ranked.where("_n = 1").select(*ids.columns)
 
 
 def _has_parquet(folder: str) -> bool:
