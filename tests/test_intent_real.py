@@ -143,6 +143,14 @@ def test_a_product_page_counts_for_buy_unless_the_query_asks_how_or_what() -> No
     assert classify("how to sow grass seed", url=page).moment == "do"
     assert classify("grass seed price", url=page).moment == "know"
 
+def test_a_video_page_counts_for_buy_only_when_the_query_is_not_a_task() -> None:
+    video = "https://www.youtube.com/watch?v=abc123"
+    assert classify("baby shark", url=video).scores["buy"] > classify("baby shark").scores["buy"] + 0.1
+    # A video showing how to do something answers a how-to (ORCAS-I's 'instrumental'), not a purchase.
+    assert classify("tie a tie", url=video).moment == "do"
+    assert classify("how to tie a tie", url=video).moment == "do"
+
+
 # -- weak supervision ------------------------------------------------------------------------------
 
 def test_domain_match() -> None:

@@ -223,7 +223,9 @@ def lf_url_local(x: Example) -> str | None:
 
 
 def lf_url_media(x: Example) -> str | None:
-    if not x.url:
+    # Watching a title is obtaining a resource; a video that shows how to do something is a how-to.
+    if not x.url or _QUESTION_START.search(x.text) or lf_verb_start(x) or any(
+            _has(f, x.text) for f in ("howto", "task", "fact", "question")):
         return None
     host, _, path = url_host_label(x.url)
     return "buy" if _MEDIA_HOSTS.search("." + host) and ("/watch" in path or "/title" in path) else None
