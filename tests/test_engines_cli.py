@@ -138,6 +138,8 @@ def test_measure_commands_agree(demo) -> None:
     both(tmp, cfg, "metrics", "metrics", "--by", "moment,stage")
     both(tmp, cfg, "engagement", "metrics", "--by", "channel", "--engagement")
     both(tmp, cfg, "attribution", "attribution")
+    # Ingested files hold no assignments: the same error on both engines here; with the live loader's
+    # assignments the analysis itself is compared in tests/test_lake_live.py.
     outs = [runner.invoke(app, [*pre, "experiment", "analyze", "hero-banner", "--json", "--config", str(cfg[c])])
             for pre, c in (((), "duckdb"), (("--engine", "duckdb"), "spark"))]
     spark = runner.invoke(app, ["experiment", "analyze", "hero-banner", "--json", "--config", str(cfg["spark"])])

@@ -160,7 +160,7 @@ def serve(
                   f"{learned:,} content cells learned from the logs)")
     if dev:
         console.print(f"  dev write key: {next(iter(server.write_keys))}   admin token: {server.admin_tokens[0]}")
-        if DEV_ADMIN_USER in server.admin_users:
+        if DEV_ADMIN_USER in server.admin_users and cfg.store.engine != "spark":  # the pages read DuckDB only
             console.print(f"  pages: http://{host}:{port}/app  (user {DEV_ADMIN_USER}, password {DEV_ADMIN_PASSWORD})")
         console.print(f"  demo shop page: http://{host}:{port}/demo")
     try:
