@@ -373,3 +373,34 @@ def test_an_object_store_lake_goes_through_pyarrow_filesystems(tmp_path: Path) -
     assert loader.event_count() == 6 and not wal.closed_segments()
     loader.close()
     wal.close()
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_compaction_next_to_the_live_loader_loses_nothing(tmp_path: Path, spark_session, monkeypatch) -> None:
+    from micromoments.store.lake import LakeStore
+    from micromoments.store.lake_compact import compact_lake
+
+    wal = WriteAheadLog(tmp_path / "wal")
+    loader = LakeLoader(wal, tmp_path / "lake")
+    for part in (EVENTS[:3], EVENTS[3:]):
+        _write(wal, part)
+        loader.flush()
+    late = [orjson.dumps({**orjson.loads(e), "messageId": f"n{i}"}) for i, e in enumerate(EVENTS)]
+    real = LakeFiles.commit
+
+    def round_meanwhile(self, name, change, after=None):  # the loader appends while the compaction swaps
+        if name.startswith("compact-") and name.endswith("-events.json"):
+            _write(wal, late)
+            assert loader.flush()["loaded"] == 6
+        return real(self, name, change, after)
+
+    monkeypatch.setattr(LakeFiles, "commit", round_meanwhile)
+    done = {t.table: t for t in compact_lake(LakeStore(str(tmp_path / "lake"), spark_session))}
+    monkeypatch.undo()
+    loader.close()
+    wal.close()
+    assert done["events"].rewritten and done["events"].rows_after == 6  # the files it listed
+    assert _lake_ids(tmp_path / "lake") == sorted([f"m{i}" for i in range(6)] + [f"n{i}" for i in range(6)])
+    again = {t.table: t for t in compact_lake(LakeStore(str(tmp_path / "lake"), spark_session))}
+    assert again["events"].rows_after == 12 and len(LakeFiles(str(tmp_path / "lake")).visible("events")) == 2
