@@ -209,7 +209,10 @@ def latest_identities(ids: Any) -> Any:
     """`identities` with one row per id: the live loader appends the ids whose person changed as
     `live-<round>.parquet` files (their names sort by time); the latest of those wins over older ones
     and over the table a compaction or ingest wrote (which deleted every delta it had folded in).
-    Without delta files the table is returned as it is (no extra job)."""
+    Without delta files the table is returned as it is (no extra job).
+
+    >>> # latest_identities(spark.read.parquet("micromoments-lake/identities")).count()
+    """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
