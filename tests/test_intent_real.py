@@ -19,9 +19,13 @@ REAL = Path(__file__).parent / "fixtures" / "intent" / "real"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 
-def read(name: str) -> list[dict[str, str]]:
-    with (REAL / name).open(newline="", encoding="utf-8") as fh:
+def read_tsv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def read(name: str) -> list[dict[str, str]]:
+    return read_tsv(REAL / name)
 
 
 def moment(label: str) -> str:
@@ -149,6 +153,29 @@ def test_a_video_page_counts_for_buy_only_when_the_query_is_not_a_task() -> None
     # A video showing how to do something answers a how-to (ORCAS-I's 'instrumental'), not a purchase.
     assert classify("tie a tie", url=video).moment == "do"
     assert classify("how to tie a tie", url=video).moment == "do"
+
+
+def test_a_task_page_counts_for_do() -> None:
+    # GOV.UK-style service pages: the query alone reads as a topic, the page says it is a task.
+    for query, url in [("passport renewal", "https://www.gov.uk/renew-adult-passport"),
+                       ("mortgage", "https://bank.example/mortgages/mortgage-calculator")]:
+        assert classify(query).moment != "do"
+        assert classify(query, url=url).moment == "do"
+    # ...but not for a question: the page then answers it.
+    assert classify("how much is a mortgage", url="https://bank.example/mortgages/mortgage-calculator").moment == "know"
+
+
+def test_govuk_pilot_is_double_labelled_and_resolved() -> None:
+    base = Path(__file__).parent / "fixtures" / "intent" / "govuk_url"
+    rows = read_tsv(base / "eval.tsv")
+    a = {r["id"]: r["label"] for r in read_tsv(base / "pass_a.tsv")}
+    b = {r["id"]: r["label"] for r in read_tsv(base / "pass_b.tsv")}
+    resolved = {r["id"]: r["label"] for r in read_tsv(base / "resolved.tsv")}
+    assert len(rows) == len(a) == len(b) == 220 and {r["split"] for r in rows} == {"dev", "test"}
+    for r in rows:
+        assert r["url"].startswith("https://www.gov.uk/") and r["licence"] == "MIT"
+        assert r["label"] == (resolved[r["id"]] if a[r["id"]] != b[r["id"]] else a[r["id"]])
+    assert set(resolved) == {i for i in a if a[i] != b[i]}
 
 
 # -- weak supervision ------------------------------------------------------------------------------

@@ -39,10 +39,11 @@ _IMPERATIVE = re.compile(
     r"^(?:open|run|make|manage|update|create|find|shut down|turn (?:on|off)|round|reheat|install|uninstall|fix|"
     r"repair|replace|remove|delete|add|change|reset|set up|setup|convert|print|clean|cook|bake|build|draw|write|"
     r"calculate|connect|enable|disable|block|unblock|restore|recover|transfer|sync|save|share|cancel|measure|"
-    r"grow|plant|paint|cut|tie|knit|sew)\s+\S")
+    r"grow|plant|paint|cut|tie|knit|sew|apply|claim|register|renew|report|pay|submit|request|send|import|"
+    r"get (?:a|an|my|your)|check (?:my|your|a|an|if|whether))\s+\S")
 _HAS_WORD = re.compile(r"\w")
 CONTEXT_WEIGHT = 0.5        # landing-page title/URL logits count half as much as the query's own
-URL_RULE_BOOST = 4.0        # logit added to the class a landing-page rule points to (weak.URL_LFS)
+URL_RULE_BOOST = 6.0        # logit added to the class a landing-page rule points to (weak.URL_LFS); chosen on the GOV.UK pilot dev half
 FAR_SIMILARITY = 0.20       # under this nearest-example similarity a cue-less text is `other` (<0.5% of real dev queries)
 CUSTOM_MIN_SIMILARITY = 0.35  # a custom moment needs at least this similarity to its examples
 OTHER_MIN_PROB = 0.6         # 'other' (chit-chat) needs this probability to win over a real moment...

@@ -64,6 +64,11 @@ _SHOP_HOSTS = re.compile(r"(?:^|\.)(?:amazon|ebay|etsy|walmart|target|bestbuy|ne
                          r"homedepot|lowes|costco|ticketmaster|stubhub|booking|expedia|hotels)\.")
 _LOCAL_PATH = re.compile(r"/(?:locations?|store-?locator|stores|find-a-store|branches|directions|maps?)(?:/|$)|"
                          r"(?:^|\.)(?:yelp|maps\.google|google\.\w+/maps|tripadvisor)\.")
+# A service page: its last path part opens with a task verb or names a form or calculator
+# ('/apply-blue-badge', '/calculate-statutory-sick-pay', '/…-claim-form').
+_TASK_PAGE = re.compile(r"/(?:apply|claim|register|renew|pay|report|calculate|check|change|cancel|update|"
+                        r"get|find|track|replace|request)(?:-[\w-]+)?/?$|"
+                        r"/[\w-]*(?:-form|-calculator|application-form|claim-form)/?$")
 _MEDIA_HOSTS = re.compile(r"(?:^|\.)(?:youtube|netflix|hulu|spotify|soundcloud|twitch|vimeo)\.")
 _GENERIC_LABELS = frozenset("www m en mobile home index shop store online official the and of".split())
 
@@ -222,6 +227,14 @@ def lf_url_local(x: Example) -> str | None:
     return "go_local" if _LOCAL_PATH.search(host + path) else None
 
 
+def lf_url_task_page(x: Example) -> str | None:
+    """A page to carry out a task (apply, claim, pay, a form, a calculator) is evidence for do, unless
+    the query asks a question or names a fact or price."""
+    if not x.url or _QUESTION_START.search(x.text) or any(_has(f, x.text) for f in ("fact", "price", "question")):
+        return None
+    return "do" if _TASK_PAGE.search(url_host_label(x.url)[2].split("?", 1)[0]) else None
+
+
 def lf_url_media(x: Example) -> str | None:
     # Watching a title is obtaining a resource; a video that shows how to do something is a how-to.
     if not x.url or _QUESTION_START.search(x.text) or lf_verb_start(x) or any(
@@ -246,8 +259,8 @@ QUERY_LFS: tuple[LF, ...] = (
     lf_price_research, lf_fact, lf_site_name, lf_site, lf_digits, lf_long,
 )
 URL_LFS: tuple[LF, ...] = (
-    lf_url_domain_match, lf_url_reference, lf_url_howto, lf_url_shop, lf_url_product_page, lf_url_local,
-    lf_url_media, lf_title,
+    lf_url_domain_match, lf_url_reference, lf_url_howto, lf_url_shop, lf_url_product_page, lf_url_task_page,
+    lf_url_local, lf_url_media, lf_title,
 )
 LFS: tuple[LF, ...] = QUERY_LFS + URL_LFS
 
