@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ibis
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from micromoments.journey import assign_stages, episodes, sessionize
@@ -30,7 +31,8 @@ def engines(spark_session):
     frames["events"] = ev.astype({"moment": "string", "go_type": "string", "confidence": "float64"})
     for name, frame in frames.items():
         duck.create_table(name, frame)
-        spark_session.createDataFrame(frame).createOrReplaceTempView(name)
+        # Through Arrow: pandas string columns are chunked Arrow arrays, which the pandas path cannot convert.
+        spark_session.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False)).createOrReplaceTempView(name)
     return duck, spark
 
 
