@@ -15,10 +15,10 @@ query alone and for query + URL, and the paired bootstrap interval of the differ
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
+from eval_intent_real import MOMENTS, moment, read_tsv  # the sibling script (scripts/ is on the path)
 from sklearn.metrics import cohen_kappa_score
 
 from micromoments.intent.classifier import classify
@@ -26,16 +26,6 @@ from micromoments.intent.evaluate import evaluate_labels, format_report
 
 ROOT = Path(__file__).resolve().parents[1]
 SET = ROOT / "tests" / "fixtures" / "intent" / "govuk_url"
-MOMENTS = ["know", "go", "do", "buy"]
-
-
-def moment(label: str) -> str:
-    return "go" if label.startswith("go") else label
-
-
-def read_tsv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh, delimiter="\t"))
 
 
 def paired_difference(truth: list[str], a: list[str], b: list[str], n_boot: int = 1000,
