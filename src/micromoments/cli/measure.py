@@ -247,6 +247,8 @@ def monitor_cmd(
     day: Optional[str] = typer.Option(None, help="Day to check (default: the last complete day)."),
     backtest: bool = typer.Option(False, help="Check every day after the warm-up (to tune the thresholds)."),
     send: bool = typer.Option(False, help="Send alerts to the webhook / email in [monitoring]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write every series-day checked "
+                                          "(observed, expected, z, p, alert) to this CSV file."),
     db: Optional[Path] = DB_OPTION, config_path: Optional[Path] = CONFIG_OPTION,
 ) -> None:
     """Daily check of volume, CTR and conversion per moment type against a seasonal baseline, plus drift."""
@@ -264,6 +266,10 @@ def monitor_cmd(
         console.print(f"[bold red]alert:[/] {a.message}")
     if send:
         console.print(f"sent: {send_alerts(r.alerts, cfg)}")
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        r.checks.to_csv(output, index=False)
+        console.print(f"wrote {output}")
 
 
 @app.command("ope")

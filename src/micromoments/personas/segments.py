@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from micromoments.errors import InputError
+from micromoments.store.rows import replace_rows
 
 _WINDOW = re.compile(r"^(?P<neg>!?)\s*(?P<kind>moment|event|purchase)(?::(?P<value>[^<]+?))?\s*<=\s*(?P<n>\d+(?:\.\d+)?)(?P<unit>[dh])$")
 _PERSONA = re.compile(r"^(?P<neg>!?)\s*persona\s*=\s*(?P<value>.+)$")
@@ -164,16 +165,33 @@ def personas_frame(store: Any) -> pd.DataFrame:
     """Each person's persona with the persona's description and their value (for export)."""
     if not store.has_table("personas") or store.count("personas") == 0:
         raise InputError("no personas yet", where=store.path, hint="run `micromoments personas build` first")
-    sql = """SELECT p.person_id, p.persona_id, p.persona, p.method, p.assigned_at, f.p_alive, f.clv,
-                    d.description
-             FROM personas p LEFT JOIN person_features f USING (person_id)
-             LEFT JOIN persona_descriptions d USING (persona_id) ORDER BY p.person_id"""
-    return store.duck.execute(sql).df()
+    # Ibis, so it runs on either engine (a lake on Spark too).
+    p = store.table("personas")
+    f = store.table("person_features").select(_fp="person_id", p_alive="p_alive", clv="clv")
+    d = store.table("persona_descriptions").select(_dp="persona_id", description="description")
+    j = p.left_join(f, p.person_id == f._fp).left_join(d, p.persona_id == d._dp)
+    cols = ["person_id", "persona_id", "persona", "method", "assigned_at", "p_alive", "clv", "description"]
+    frame = store.ibis.execute(j.select(*cols).order_by("person_id"))
+    if isinstance(frame["assigned_at"].dtype, pd.DatetimeTZDtype):  # Spark gives UTC; DuckDB naive UTC
+        frame["assigned_at"] = frame["assigned_at"].dt.tz_convert("UTC").dt.tz_localize(None)
+    return frame
 
 
 def persona_lookup(store: Any) -> dict[str, str]:
     """person_id -> persona name, for the live path to load (targeting by persona)."""
-    return dict(store.duck.execute("SELECT person_id, persona FROM personas").fetchall())
+    frame = store.ibis.execute(store.table("personas").select("person_id", "persona"))
+    return dict(zip(frame.person_id, frame.persona))
+
+
+def people_with_new_data(store: Any) -> list[str]:
+    """The people with events received (or timed) after their persona was assigned, or with no persona."""
+    e = store.table("events")
+    e = e.filter(e.person_id.notnull())
+    last = e.group_by("person_id").aggregate(_recv=e.received_at.max(), _ts=e.ts.max())
+    p = store.table("personas").select(_pp="person_id", _at="assigned_at")
+    j = last.left_join(p, last.person_id == p._pp)
+    stale = j.filter(j._at.isnull() | (j._recv > j._at) | (j._ts > j._at)).select("person_id").distinct()
+    return sorted(store.ibis.execute(stale).person_id)
 
 
 def assign_incremental(store: Any, config: Any | None = None, *, person_ids: list[str] | None = None,
@@ -187,11 +205,7 @@ def assign_incremental(store: Any, config: Any | None = None, *, person_ids: lis
 
     model = PersonaModel.load(model_path or model_path_for(store, config))
     if person_ids is None:
-        person_ids = [r[0] for r in store.duck.execute(
-            """SELECT e.person_id FROM events e LEFT JOIN personas p USING (person_id)
-               WHERE e.person_id IS NOT NULL GROUP BY e.person_id, p.assigned_at
-               HAVING p.assigned_at IS NULL OR max(e.received_at) > p.assigned_at
-                      OR max(e.ts) > p.assigned_at""").fetchall()]
+        person_ids = people_with_new_data(store)
     if not person_ids:
         return pd.DataFrame(columns=["person_id", "persona_id", "persona", "distance", "method"])
     feats = compute_features(store, config, stores_path=stores_path, person_ids=person_ids)
@@ -203,14 +217,7 @@ def assign_incremental(store: Any, config: Any | None = None, *, person_ids: lis
                          "persona": [names.get(int(k), f"persona {int(k) + 1}") for k in labels],
                          "distance": dist.astype("float64"), "method": "incremental",
                          "model_version": getattr(model, "version", ""), "assigned_at": now})
-    duck = store.duck
-    duck.register("_mm_assign", rows)
-    try:
-        duck.execute("DELETE FROM personas WHERE person_id IN (SELECT person_id FROM _mm_assign)")
-        duck.execute("INSERT INTO personas SELECT person_id, persona_id, persona, distance, method, model_version, "
-                     "assigned_at FROM _mm_assign")
-    finally:
-        duck.unregister("_mm_assign")
+    replace_rows(store, "personas", rows, "person_id")
     return rows
 
 

@@ -20,6 +20,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from micromoments.errors import ConfigError, InputError
+from micromoments.store.rows import append_rows, replace_rows
 
 EMAIL_RE = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 ANY_EMAIL_RE = re.compile(r"[^@\s,;\"']+@[^@\s,;\"']+\.[^@\s,;\"']+")
@@ -72,20 +74,36 @@ def _redact(text: str, salt: str) -> str:
 
 
 def _person_lookup(store: Any, key: str, salt: str) -> dict[str, str]:
-    """user id -> person_id, or email hash -> person_id (hashing the emails in profile traits)."""
-    duck = store.duck
+    """user id -> person_id, or email hash -> person_id (hashing the emails in profile traits).
+    Ibis, so it runs on either engine; the traits JSON is read here, not by the engine."""
+    ev = store.table("events")
     if key == "user_id":
-        rows = duck.execute("SELECT id, person_id FROM identities WHERE id_type = 'user'").fetchall()
-        rows += duck.execute("SELECT DISTINCT user_id, person_id FROM events WHERE user_id IS NOT NULL").fetchall()
-        return {str(a): str(b) for a, b in rows if a is not None and b is not None}
-    rows = duck.execute(
-        "SELECT DISTINCT person_id, json_extract_string(traits, '$.email') AS email FROM events "
-        "WHERE traits IS NOT NULL AND traits LIKE '%email%' AND person_id IS NOT NULL").fetchall()
+        ids = store.table("identities")
+        rows = store.ibis.execute(ids.filter(ids.id_type == "user").select(a=ids.id, b=ids.person_id))
+        seen = ev.filter(ev.user_id.notnull()).select(a=ev.user_id, b=ev.person_id).distinct()
+        rows = pd.concat([rows, store.ibis.execute(seen)], ignore_index=True)
+        return {str(a): str(b) for a, b in zip(rows.a, rows.b) if _given(a) and _given(b)}
+    found = ev.filter(ev.traits.notnull() & ev.traits.contains("email") & ev.person_id.notnull())
+    rows = store.ibis.execute(found.select("person_id", "traits").distinct().order_by(["person_id", "traits"]))
     out: dict[str, str] = {}
-    for person, email in rows:
+    for person, traits in zip(rows.person_id, rows.traits):
+        email = _email_in(traits)
         if email and EMAIL_RE.match(email.strip()):
             out.setdefault(hash_email(email, salt), person)
     return out
+
+
+def _given(value: Any) -> bool:
+    return value is not None and value == value  # not None, not NaN
+
+
+def _email_in(traits: str) -> str | None:
+    """The `email` of a traits JSON object as text (what json_extract_string gives), else None."""
+    try:
+        value = json.loads(traits).get("email")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) or value is None else json.dumps(value)
 
 
 def import_survey(store: Any, path: str | Path, *, key: Literal["user_id", "email"] = "user_id",
@@ -172,23 +190,10 @@ def import_survey(store: Any, path: str | Path, *, key: Literal["user_id", "emai
                 col = "email_hash" if not keep_raw else col
             answers.append({"person_id": person, **ident, "field": col, "value": value.strip(),
                             "source": str(path), "line": line, "imported_at": now})
-    duck = store.duck
-    if answers:
-        frame = pd.DataFrame(answers)
-        duck.register("_survey_new", frame)
-        try:
-            duck.execute("DELETE FROM survey_answers WHERE source = ?", [str(path)])  # re-import replaces
-            duck.execute("INSERT INTO survey_answers SELECT person_id, user_id, email_hash, email, field, value, "
-                         "source, line, imported_at FROM _survey_new")
-        finally:
-            duck.unregister("_survey_new")
+    if answers:  # a re-import of the same file replaces its answers
+        replace_rows(store, "survey_answers", pd.DataFrame(answers), "source", [str(path)])
     if bad:
-        frame = pd.DataFrame(bad)
-        duck.register("_survey_bad", frame)
-        try:
-            duck.execute("INSERT INTO quarantine SELECT source, line, field, reason, raw, quarantined_at FROM _survey_bad")
-        finally:
-            duck.unregister("_survey_bad")
+        append_rows(store, "quarantine", pd.DataFrame(bad))
     return SurveyImportResult(n_rows, imported, len(answers), len(bad), len(matched), unmatched)
 
 

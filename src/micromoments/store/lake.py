@@ -150,7 +150,7 @@ class LakeStore:
 
     @property
     def duck(self) -> Any:
-        """The steps still written in DuckDB SQL (survey import, segment export, search data) say so."""
+        """The steps still written in DuckDB SQL (search data, the /app pages, `declared_features`) say so."""
         raise StoreError("this command runs on DuckDB only, not on the lake", where=self.path,
                          hint="run it with --engine duckdb (docs/deploy.md lists what runs on Spark)")
 
