@@ -30,22 +30,11 @@ from micromoments.measure.experiments import live_assignments
 from micromoments.store import Store
 from micromoments.store.lake_files import LakeFiles
 from micromoments.store.schema import EVENTS_COLUMNS, TABLES
-from test_engines_cli import same_frames, same_json
+from test_engines_cli import CONFIG, same_frames, same_json  # CONFIG: store, lake, engine, the hero-banner experiment
 
 runner = CliRunner()
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.filterwarnings("ignore::FutureWarning"),
               pytest.mark.filterwarnings("ignore:The .future.infer_string. option")]
-CONFIG = """
-[store]
-path = "{db}"
-lake = "{lake}"
-engine = "{engine}"
-
-[[experiments]]
-name = "hero-banner"
-variants = ["control", "big"]
-primary_metric = "conversion"
-"""
 EXPERIMENT = ExperimentConfig(name="hero-banner", variants=["control", "big"], primary_metric="conversion")
 BAD = b'{"type":"track","event":"No Ids","timestamp":"2026-09-03T10:00:00Z"}\n'
 
