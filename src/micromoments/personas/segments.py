@@ -178,8 +178,10 @@ def personas_frame(store: Any) -> pd.DataFrame:
 
 
 def persona_lookup(store: Any) -> dict[str, str]:
-    """person_id -> persona name, for the live path to load (targeting by persona)."""
-    frame = store.ibis.execute(store.table("personas").select("person_id", "persona"))
+    """person_id -> persona name of everyone who has one, for the live path to load (targeting by persona)."""
+    t = store.table("personas")
+    # Filtered in the query: a NULL comes back as NaN in a pandas string column, not as None.
+    frame = store.ibis.execute(t.filter(t.persona.notnull()).select("person_id", "persona"))
     return dict(zip(frame.person_id, frame.persona))
 
 
