@@ -100,6 +100,11 @@ def print_summary(result: Any, limit: int = 10) -> None:
         _say(f"[yellow]note:[/] {escape(note)}")
 
 
+def _cached_stats(store: Any) -> dict[str, int]:
+    n = store.count("search_query_moments")
+    return {"queries": n, "classified": 0, "cached": n}
+
+
 @app.command("seo")
 @friendly_errors
 def seo_command(
@@ -127,16 +132,18 @@ def seo_command(
 
     from micromoments.config import load_config
     from micromoments.errors import InputError
-    from micromoments.seo import PageKinds, Thresholds, analyse_search, has_search_data
+    from micromoments.seo import PageKinds, Thresholds, analyse_search, has_search_data, store_has_search_data
     from micromoments.store.search_load import load_search_files
 
     cfg = load_config(config_path)
     paths = list(input or []) + list(files or [])
     store = None
+    lake = False
     if db is not None:
-        from micromoments.store import Store
+        from micromoments.store import Store, open_configured
 
-        store = Store(db)
+        lake = cfg.store.engine == "spark"  # --db names the lake: load and analyse it on Spark
+        store = open_configured(cfg, db, create=bool(paths)) if lake else Store(db)
         ib = store.ibis
     else:
         if not paths:
@@ -145,20 +152,27 @@ def seo_command(
     try:
         if paths:
             with console.status("[bold]reading the exports…"):
-                loaded = load_search_files(ib.con, paths, fmt=fmt)
+                if lake:
+                    from micromoments.seo.lake import load_search_to_lake
+
+                    loaded, stats = load_search_to_lake(store, paths, fmt=fmt, config=cfg)
+                else:
+                    loaded = load_search_files(ib.con, paths, fmt=fmt)
             _say(f"read {len(paths)} file{'s' if len(paths) != 1 else ''}: {loaded.summary()}")
             for reason, n in sorted(loaded.reasons.items(), key=lambda kv: -kv[1])[:5]:
                 _say(f"  [yellow]quarantined[/] {n} × {escape(reason)}")
             if loaded.quarantined:
                 _say("  (each with file, line and reason: `micromoments quarantine`"
                               + (f" --db {db})" if db else " after loading with --db)"))
-        if not has_search_data(ib.con):
+        if not (store_has_search_data(store) if lake else has_search_data(ib.con)):
             raise InputError("no search data", where=str(db or "seo"), hint="pass --input with your exports")
         types = None if [s.lower() for s in search_type] == ["all"] else search_type
         with console.status("[bold]classifying queries and measuring each moment…"):
             result = analyse_search(ib, cfg, thresholds=Thresholds(min_impressions=min_impressions),
-                                    page_kinds=PageKinds.with_overrides(page_kind or []), search_types=types)
-        c = result.classification
+                                    page_kinds=PageKinds.with_overrides(page_kind or []), search_types=types,
+                                    classify=not lake)
+        # On a lake the queries were classified when loaded; without --input, every one is from the cache.
+        c = result.classification if not lake else stats if paths else _cached_stats(store)
         _say(f"{c.get('queries', 0):,} distinct queries: {c.get('classified', 0):,} classified, "
                       f"{c.get('cached', 0):,} from the cache")
         print_summary(result, limit)

@@ -166,11 +166,12 @@ def kpis(totals: dict[str, Any]) -> list[tuple[str, str]]:
 @section_provider(order=5)
 def search_sections(store: Any, config: Any | None = None) -> list[Section]:
     """The Search section, when the store holds search data (none otherwise)."""
-    from micromoments.seo import analyse_search, has_search_data
+    from micromoments.seo import analyse_search, store_has_search_data
 
-    if getattr(store, "engine", "duckdb") != "duckdb" or not has_search_data(store.duck):
-        return []  # search exports are loaded into DuckDB only (`micromoments seo`), not into a lake
-    r = analyse_search(store.ibis, config)
+    if not store_has_search_data(store):
+        return []
+    # A lake's queries were classified when loaded (`seo.lake`); DuckDB's are (cached) here.
+    r = analyse_search(store.ibis, config, classify=getattr(store, "engine", "duckdb") == "duckdb")
     s = Section("search", "Search: the moments in the queries people send you", intro=(
         "What people searched for before they reached the site (Search Console / Bing Webmaster Tools), each "
         "query read for its micro-moment with its landing page as context. <b>CTR</b> is clicks per impression; "

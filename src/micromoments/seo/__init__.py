@@ -13,6 +13,7 @@ from __future__ import annotations
 from micromoments.seo.classify import classify_search
 from micromoments.seo.opportunities import Thresholds
 from micromoments.seo.pages import PageKinds
-from micromoments.seo.run import SeoResult, analyse_search, has_search_data
+from micromoments.seo.run import SeoResult, analyse_search, has_search_data, store_has_search_data
 
-__all__ = ["PageKinds", "SeoResult", "Thresholds", "analyse_search", "classify_search", "has_search_data"]
+__all__ = ["PageKinds", "SeoResult", "Thresholds", "analyse_search", "classify_search", "has_search_data",
+           "store_has_search_data"]

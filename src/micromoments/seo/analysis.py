@@ -69,7 +69,7 @@ def prepare(ib: Any, *, search_types: Sequence[str] | None = ("web",), page_kind
     """The rows to analyse from `search_rows` and `search_query_moments` of the Ibis backend `ib`,
     cached as a temp table. `search_types` keeps Search Console's types (None: all)."""
     rows = ib.table("search_rows")
-    present = {(e, g) for e, g in ib.con.execute("SELECT DISTINCT engine, grain FROM search_rows").fetchall()}
+    present = {(e, g) for e, g in ib.execute(rows.select("engine", "grain").distinct()).itertuples(index=False)}
     grains = {}
     for engine in sorted({e for e, _ in present}):
         grains[engine] = next((g for g in PRIMARY_GRAINS if (engine, g) in present), "")
@@ -97,9 +97,23 @@ def prepare(ib: Any, *, search_types: Sequence[str] | None = ("web",), page_kind
         question=j.question.fill_null(False), long_tail=j.long_tail.fill_null(False), voice=j.voice.fill_null(False),
         page_kind=j.page_kind,
         week=j.data_date.truncate("W"))
-    cached = ib.create_table("_mm_search", prepared, temp=True, overwrite=True)
-    flags = ib.con.execute("SELECT count(data_date), count(url), count(device), count(country) FROM _mm_search").fetchone()
+    cached = cache_table(ib, "_mm_search", prepared)
+    flags = ib.execute(cached.aggregate(d=cached.data_date.count(), u=cached.url.count(), v=cached.device.count(),
+                                        c=cached.country.count())).iloc[0]
     return SearchData(cached, grains, *(bool(x) for x in flags))
+
+
+def cache_table(ib: Any, name: str, expr: ir.Table) -> ir.Table:
+    """`expr` kept as `name` for the steps that read it again: a temp table on DuckDB, a cached temp
+    view on Spark (Ibis' PySpark backend has no temp tables)."""
+    if ib.name != "pyspark":
+        return ib.create_table(name, expr, temp=True, overwrite=True)
+    spark = ib._session
+    if spark.catalog.tableExists(name):
+        spark.catalog.uncacheTable(name)
+    ib.create_view(name, expr, overwrite=True)
+    spark.catalog.cacheTable(name)
+    return ib.table(name)
 
 
 def totals(t: ir.Table) -> ir.Table:

@@ -53,9 +53,10 @@ def classify_search(con: Any, config: Config | None = None, *, classifier: Class
     started = time.perf_counter()
     clf = classifier or get_classifier(config)
     con.execute(create_table_sql("search_moments", SEARCH_MOMENTS_COLUMNS))
-    # Each query's landing page: the URL with the most impressions (none for UI / Bing keyword rows).
+    # Each query's landing page: the URL with the most impressions (none for UI / Bing keyword rows); a tie
+    # goes to the first URL (a NULL only when there is none, as arg_max did), so a re-load (or the lake's scratch copy) reads the query in the same context.
     pairs = con.execute("""
-        SELECT query, arg_max(url, impr) AS url FROM (
+        SELECT query, first(url ORDER BY url IS NULL, impr DESC, url) AS url FROM (
             SELECT query, url, sum(impressions) AS impr FROM search_rows
             WHERE query IS NOT NULL GROUP BY query, url)
         GROUP BY query

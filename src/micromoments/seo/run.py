@@ -65,6 +65,15 @@ def has_search_data(con: Any) -> bool:
     return "search_rows" in tables and con.execute("SELECT count(*) > 0 FROM search_rows").fetchone()[0]
 
 
+def store_has_search_data(store: Any) -> bool:
+    """Whether a store (DuckDB `Store` or `LakeStore`) holds loaded search rows."""
+    if getattr(store, "engine", "duckdb") == "spark":
+        from micromoments.seo.lake import has_lake_search_data
+
+        return has_lake_search_data(store)
+    return bool(has_search_data(store.duck))
+
+
 def analyse_search(
     ib: Any,
     config: Config | None = None,
