@@ -11,19 +11,24 @@ Spark joins every event to its moment into `<lake>/event_moments`.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 
 from micromoments.config import Config
-from micromoments.events.sql import sql_literal
 from micromoments.intent.classifier import Classifier, get_classifier
 from micromoments.intent.rules import load_rules, rules_sql
-from micromoments.intent.store_step import _URL_WORDS_SQL, BATCH, TEXT_SOURCES_SQL
+from micromoments.intent.store_step import (
+    _URL_WORDS_SQL,
+    BATCH,
+    TEXT_SOURCES_SQL,
+    classified_rows,
+    moments_sql,
+    rule_properties_sql,
+    rule_rows,
+)
 
 SOURCE_COLUMNS = ("message_id", "type", "event", "name", "properties", "page_url", "page_path", "page_title", "query")
 KEYED_SCHEMA = "message_id string, q string, t string, u string, rule bigint"
@@ -68,10 +73,7 @@ def classify_lake(store: Any, config: Config | None = None, *, classifier: Class
     rules = load_rules(config)
     version = clf.version
     spark = store.spark
-    prop_events = sorted({r.event.lower() for r in rules if r.properties is not None and r.event is not None})
-    any_prop_rule = any(r.properties is not None and r.event is None for r in rules)
-    props = "s.properties" if any_prop_rule else (
-        f"CASE WHEN s.ev IN ({', '.join(map(sql_literal, prop_events))}) THEN s.properties END" if prop_events else "NULL")
+    props = rule_properties_sql(rules, prefix="s.")
     events = store.view("events").select(*SOURCE_COLUMNS)
     rule_sql = rules_sql(rules, "s.ev", "s.url", f"({props})", event_is_normalised=True)
     keyed = events.mapInArrow(keyed_texts(rule_sql), KEYED_SCHEMA).cache()
@@ -84,47 +86,17 @@ def classify_lake(store: Any, config: Config | None = None, *, classifier: Class
     else:
         texts_todo = texts
     todo = sorted(r[0] for r in texts_todo.collect())
-    new: list[pd.DataFrame] = []
+    new: list[pa.Table] = []
     for start in range(0, len(todo), BATCH):
         chunk = todo[start : start + BATCH]
-        results = clf.predict(chunk)
-        new.append(pd.DataFrame({
-            "text": chunk, "moment": [r.moment for r in results],
-            "go_type": pd.Series([r.go_type for r in results], dtype=object),
-            "confidence": [float(r.confidence) for r in results],
-            "cues": [json.dumps(r.cues, ensure_ascii=False) for r in results],
-            "model_version": [version] * len(chunk)}))
+        new.append(classified_rows(chunk, clf.predict(chunk), version))
         if progress:
             progress(min(start + BATCH, len(todo)), len(todo))
     if new:  # append-only: a text is classified once per model version
-        store.write_table("moments_by_text", pd.concat(new, ignore_index=True), mode="append")
-    rule_rows = pd.DataFrame({
-        "idx": list(range(len(rules))), "moment": [r.moment for r in rules],
-        "go_type": pd.Series([r.go_type for r in rules], dtype=object),
-        "confidence": [float(r.confidence) for r in rules],
-        "cues": [json.dumps([c for c in (r.event, r.url and f"url~{r.url}", r.properties and "tutorial") if c][:2])
-                 for r in rules]})
-    spark.createDataFrame(rule_rows, "idx bigint, moment string, go_type string, confidence double, cues string") \
-        .createOrReplaceTempView("_mm_rules")
+        store.write_table("moments_by_text", pa.concat_tables(new), mode="append")
+    store.to_spark(rule_rows(rules)).createOrReplaceTempView("_mm_rules")
     keyed.createOrReplaceTempView("_mm_keyed")
-    moments = spark.sql(f"""
-        WITH b AS (
-            SELECT message_id, rule,
-                CASE WHEN q <> '' THEN 'query' WHEN rule IS NOT NULL THEN 'rule'
-                     WHEN t <> '' THEN 'title' WHEN u <> '' THEN 'url' END AS basis,
-                CASE WHEN q <> '' THEN q WHEN t <> '' THEN t ELSE u END AS text
-            FROM _mm_keyed
-        ),
-        m AS (SELECT text, moment, go_type, confidence, cues FROM moments_by_text
-              WHERE model_version = {sql_literal(version)})
-        SELECT b.message_id,
-               CASE WHEN b.basis = 'rule' THEN r.moment ELSE m.moment END AS moment,
-               CASE WHEN b.basis = 'rule' THEN r.go_type ELSE m.go_type END AS go_type,
-               CASE WHEN b.basis = 'rule' THEN r.confidence ELSE m.confidence END AS confidence,
-               CASE WHEN b.basis = 'rule' THEN r.cues ELSE m.cues END AS cues,
-               b.basis
-        FROM b LEFT JOIN _mm_rules r ON r.idx = b.rule LEFT JOIN m ON m.text = b.text
-        WHERE b.basis IS NOT NULL""")
+    moments = spark.sql(f"WITH {moments_sql('_mm_keyed', version)}").where("basis IS NOT NULL")
     store.write_table("event_moments", moments)
     keyed.unpersist()
     texts.unpersist()

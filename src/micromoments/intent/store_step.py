@@ -89,25 +89,25 @@ def _create(duck: object, name: str, columns: dict[str, str]) -> None:
     duck.execute(f'CREATE TABLE IF NOT EXISTS "{name}" ({cols})')  # type: ignore[attr-defined]
 
 
-# Every event's moment (NULL for events without one), from the keyed sources,
-# the URL words, the rule hits and the cache (parameter: model version). `event_moments` is its
-# rows with a basis; `stamp_moments` copies it onto `events`.
-ALL_MOMENTS_SQL = """
-        CREATE OR REPLACE TEMP TABLE _mm_all_moments AS
-        WITH s AS (
-            SELECT k.message_id, k.q, k.t, coalesce(u.u, '') AS u, h.rule
-            FROM _mm_keyed k
-            LEFT JOIN _mm_urls u ON k.url = u.url
-            LEFT JOIN _mm_rule_hits h ON k.rule_key = h.rule_key
-        ),
+def moments_sql(source: str, version: str) -> str:
+    """The CTEs and SELECT (after a `WITH`) giving every row of `source` (message_id, q, t, u, rule)
+    its moment: the query, else a rule hit (`_mm_rules`), else the title, else the URL words, looked
+    up in `moments_by_text` for `version`; NULL without any. Both engines run this one text (DuckDB
+    here, Spark SQL in `lake_step`), so they choose the same basis.
+
+    >>> "WHEN rule IS NOT NULL THEN 'rule'" in moments_sql("s", "v1")
+    True
+    """
+    return f"""
         b AS (
             SELECT message_id, rule,
                 CASE WHEN q <> '' THEN 'query' WHEN rule IS NOT NULL THEN 'rule'
                      WHEN t <> '' THEN 'title' WHEN u <> '' THEN 'url' END AS basis,
                 CASE WHEN q <> '' THEN q WHEN t <> '' THEN t ELSE u END AS text
-            FROM s
+            FROM {source}
         ),
-        m AS (SELECT text, moment, go_type, confidence, cues FROM moments_by_text WHERE model_version = ?)
+        m AS (SELECT text, moment, go_type, confidence, cues FROM moments_by_text
+              WHERE model_version = {sql_literal(version)})
         SELECT b.message_id,
                CASE WHEN b.basis = 'rule' THEN r.moment ELSE m.moment END AS moment,
                CASE WHEN b.basis = 'rule' THEN r.go_type ELSE m.go_type END AS go_type,
@@ -118,6 +118,55 @@ ALL_MOMENTS_SQL = """
         LEFT JOIN _mm_rules r ON r.idx = b.rule
         LEFT JOIN m ON m.text = b.text
     """
+
+
+def classified_rows(texts: list[str], results: list, version: str) -> pa.Table:  # type: ignore[type-arg]
+    """Rows of `moments_by_text` for classified texts (cues as JSON).
+
+    >>> from micromoments.intent.classifier import classify
+    >>> classified_rows(["gmail login"], classify(["gmail login"]), "v1").column("moment").to_pylist()
+    ['go']
+    """
+    return pa.table({
+        "text": texts,
+        "moment": [r.moment for r in results],
+        "go_type": pa.array([r.go_type for r in results], pa.string()),
+        "confidence": pa.array([float(r.confidence) for r in results], pa.float64()),
+        "cues": [json.dumps(r.cues, ensure_ascii=False) for r in results],
+        "model_version": [version] * len(texts),
+    })
+
+
+def rule_rows(rules: list) -> pa.Table:  # type: ignore[type-arg]
+    """The `_mm_rules` table `moments_sql` joins: one row per event rule, by its index.
+
+    >>> rule_rows([]).schema.field("idx").type
+    DataType(int64)
+    """
+    return pa.table({
+        "idx": pa.array(range(len(rules)), pa.int64()),
+        "moment": [r.moment for r in rules],
+        "go_type": pa.array([r.go_type for r in rules], pa.string()),
+        "confidence": pa.array([float(r.confidence) for r in rules], pa.float64()),
+        "cues": pa.array([json.dumps([c for c in (r.event, r.url and f"url~{r.url}", r.properties and "tutorial")
+                                      if c][:2]) for r in rules], pa.string()),
+    })
+
+
+def rule_properties_sql(rules: list, prefix: str = "") -> str:  # type: ignore[type-arg]
+    """The properties a rule can read, as SQL over `{prefix}ev` / `{prefix}properties`: all of them if a
+    rule reads properties of any event, else only those of the events such rules name (else NULL), so
+    rules are resolved once per distinct (event, URL, relevant properties).
+
+    >>> rule_properties_sql([])
+    'NULL'
+    """
+    prop_events = sorted({r.event.lower() for r in rules if r.properties is not None and r.event is not None})
+    if any(r.properties is not None and r.event is None for r in rules):
+        return f"{prefix}properties"
+    if prop_events:
+        return f"CASE WHEN {prefix}ev IN ({', '.join(map(sql_literal, prop_events))}) THEN {prefix}properties END"
+    return "NULL"
 
 
 def stamp_moments(duck: object, every_event: str | None = None) -> int:
@@ -209,15 +258,7 @@ def classify_store(
 
     for start in range(0, len(todo), BATCH):
         chunk = todo[start : start + BATCH]
-        results = clf.predict(chunk)
-        batch = pa.table({
-            "text": chunk,
-            "moment": [r.moment for r in results],
-            "go_type": pa.array([r.go_type for r in results], pa.string()),
-            "confidence": [r.confidence for r in results],
-            "cues": [json.dumps(r.cues, ensure_ascii=False) for r in results],
-            "model_version": [version] * len(chunk),
-        })
+        batch = classified_rows(chunk, clf.predict(chunk), version)
         duck.register("_mm_batch", batch)
         duck.execute("DELETE FROM moments_by_text WHERE text IN (SELECT text FROM _mm_batch)")
         duck.execute("INSERT INTO moments_by_text SELECT * FROM _mm_batch")
@@ -225,23 +266,12 @@ def classify_store(
         if progress:
             progress(min(start + BATCH, len(todo)), len(todo))
 
-    rule_rows = pa.table({
-        "idx": list(range(len(rules))),
-        "moment": [r.moment for r in rules],
-        "go_type": pa.array([r.go_type for r in rules], pa.string()),
-        "confidence": [r.confidence for r in rules],
-        "cues": [json.dumps([c for c in (r.event, r.url and f"url~{r.url}", r.properties and "tutorial")
-                             if c][:2]) for r in rules],
-    })
-    duck.register("_mm_rules_view", rule_rows)
+    duck.register("_mm_rules_view", rule_rows(rules))
     duck.execute("CREATE OR REPLACE TEMP TABLE _mm_rules AS SELECT * FROM _mm_rules_view")
     duck.unregister("_mm_rules_view")
     # Rules are resolved once per distinct (event name, URL, properties-when-a-rule-reads-them),
     # not once per event: a CASE over ~70 rules on 10M rows would dominate the step.
-    prop_events = sorted({r.event.lower() for r in rules if r.properties is not None and r.event is not None})
-    any_prop_rule = any(r.properties is not None and r.event is None for r in rules)
-    props = "properties" if any_prop_rule else (
-        f"CASE WHEN ev IN ({', '.join(map(sql_literal, prop_events))}) THEN properties END" if prop_events else "NULL")
+    props = rule_properties_sql(rules)
     duck.execute(f"""
         CREATE OR REPLACE TEMP TABLE _mm_keyed AS
         SELECT message_id, q, t, url, hash(ev, url, {props}) AS rule_key, ev, {props} AS props FROM _mm_sources
@@ -256,7 +286,16 @@ def classify_store(
     """)
     duck.execute("BEGIN TRANSACTION")  # `event_moments` and the stamped columns change together
     try:
-        duck.execute(ALL_MOMENTS_SQL, [version])
+        # Every event's moment (NULL for events without one): `event_moments` is its rows with a
+        # basis; `stamp_moments` copies it onto `events`.
+        duck.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _mm_all_moments AS
+            WITH s AS (
+                SELECT k.message_id, k.q, k.t, coalesce(u.u, '') AS u, h.rule
+                FROM _mm_keyed k
+                LEFT JOIN _mm_urls u ON k.url = u.url
+                LEFT JOIN _mm_rule_hits h ON k.rule_key = h.rule_key
+            ), {moments_sql("s", version)}""")
         duck.execute("""CREATE OR REPLACE TABLE event_moments AS
                         SELECT * FROM _mm_all_moments WHERE basis IS NOT NULL""")
         stamp_moments(duck, "_mm_all_moments")
